@@ -1,0 +1,237 @@
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import { instanceTags, TAG } from "../handler/tags";
+import { ConfigError } from "./config";
+
+/**
+ * The instances' side: an instance role, a security group that admits only the load balancer,
+ * one launch template shared by Pulumi's launches and the handler's, and the initial spot
+ * instances, `instancesPerZone` per zone, attached to the target group.
+ */
+
+/** SSM parameter of the latest Amazon Linux 2023 AMI for an architecture. */
+export function amazonLinuxParameter(architecture: "x86_64" | "arm64"): string {
+    return `/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-${architecture}`;
+}
+
+export interface MachineImage {
+    /**
+     * An AMI id, or `resolve:ssm:<parameter>`: EC2 resolves that at each launch, so the launch
+     * template never changes and every replacement boots the latest patched image.
+     */
+    imageId: string;
+    rootDeviceName: string;
+    /** The SSM parameter EC2 reads at launch, if any: launching needs `ssm:GetParameters` on it. */
+    ssmParameter?: string;
+}
+
+/** The image to launch; checks a configured AMI's architecture before any resource is declared. */
+export async function lookupImage(amiId: string | undefined, architecture: "x86_64" | "arm64"): Promise<MachineImage> {
+    if (amiId === undefined) {
+        const parameter = amazonLinuxParameter(architecture);
+        return { imageId: `resolve:ssm:${parameter}`, rootDeviceName: "/dev/xvda", ssmParameter: parameter };
+    }
+    let image: aws.ec2.GetAmiResult;
+    try {
+        image = await aws.ec2.getAmi({ filters: [{ name: "image-id", values: [amiId] }] });
+    } catch (error) {
+        throw new ConfigError("amiId", `${amiId} cannot be found (${(error as Error).message}); allowed: an AMI available to this account in this region`);
+    }
+    if (image.architecture !== architecture) {
+        throw new ConfigError("amiId", `${amiId} is ${image.architecture} but instanceTypes are ${architecture}; allowed: an ${architecture} AMI`);
+    }
+    return { imageId: amiId, rootDeviceName: image.rootDeviceName };
+}
+
+/** Logical name of the n-th (from 1) instance of a zone: `Prometheus-A`, then `Prometheus-A-2`. */
+export function instanceResourceName(nameTag: string, ordinal: number): string {
+    return ordinal === 1 ? nameTag : `${nameTag}-${ordinal}`;
+}
+
+/**
+ * The built-in application: a page naming the instance, zone and market that answered, served by
+ * the Python that Amazon Linux ships, so boot needs no package download and fits the budget.
+ */
+export function builtInUserData(appPort: number, healthCheckPath: string): string {
+    const healthFile = healthCheckPath === "/" ? "" : `/srv/www${healthCheckPath}${healthCheckPath.endsWith("/") ? "index.html" : ""}`;
+    return `#!/bin/bash
+# spot-availability built-in page: which instance, zone and market answered.
+set -euo pipefail
+imds() {
+  local token
+  token=$(curl -sf -X PUT http://169.254.169.254/latest/api/token -H "X-aws-ec2-metadata-token-ttl-seconds: 60")
+  curl -sf -H "X-aws-ec2-metadata-token: $token" "http://169.254.169.254/latest/meta-data/$1"
+}
+instance_id=$(imds instance-id)
+zone=$(imds placement/availability-zone)
+market=$(imds instance-life-cycle)
+mkdir -p /srv/www
+cat > /srv/www/index.html <<HTML
+<!doctype html>
+<html><head><meta charset="utf-8"><title>$instance_id</title></head>
+<body><h1>Served by $instance_id</h1><p>Zone: $zone</p><p>Market: $market</p></body></html>
+HTML
+${healthFile === "" ? "" : `mkdir -p "$(dirname '${healthFile}')" && echo ok > '${healthFile}'\n`}cat > /etc/systemd/system/spot-page.service <<UNIT
+[Unit]
+Description=spot-availability built-in page
+After=network-online.target
+[Service]
+ExecStart=/usr/bin/python3 -m http.server ${appPort} --directory /srv/www
+DynamicUser=yes
+AmbientCapabilities=CAP_NET_BIND_SERVICE
+Restart=always
+[Install]
+WantedBy=multi-user.target
+UNIT
+systemctl daemon-reload
+systemctl enable --now spot-page.service
+`;
+}
+
+export interface InstancesArgs {
+    /** `<project>/<stack>`, the ownership tag value. */
+    stack: string;
+    region: string;
+    instanceName: string;
+    instanceTypes: string[];
+    instancesPerZone: number;
+    /** One subnet per zone. */
+    subnets: { zone: string; subnetId: pulumi.Input<string> }[];
+    vpcId: pulumi.Input<string>;
+    image: MachineImage;
+    keyName?: string;
+    sshCidr?: string;
+    spotMaxPrice?: string;
+    appPort: number;
+    healthCheckPath: string;
+    /** A user data script; undefined selects the built-in page. */
+    userData?: string;
+    loadBalancerSecurityGroupId: pulumi.Input<string>;
+    targetGroupArn: pulumi.Input<string>;
+}
+
+export interface DeclaredInstance {
+    /** Logical name, and key of the `instances` stack output. */
+    name: string;
+    zone: string;
+    instance: aws.ec2.Instance;
+}
+
+export class Instances extends pulumi.ComponentResource {
+    public readonly role: aws.iam.Role;
+    public readonly securityGroup: aws.ec2.SecurityGroup;
+    public readonly launchTemplate: aws.ec2.LaunchTemplate;
+    public readonly instances: DeclaredInstance[];
+
+    constructor(name: string, args: InstancesArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("spot-availability:index:Instances", name, {}, opts);
+
+        // Session Manager instead of open SSH: a shell needs no key, port or bastion.
+        this.role = new aws.iam.Role(`${name}-instance`, {
+            assumeRolePolicy: aws.iam.assumeRolePolicyForPrincipal({ Service: "ec2.amazonaws.com" }),
+        }, { parent: this });
+        new aws.iam.RolePolicyAttachment(`${name}-instance-ssm`, {
+            role: this.role.name,
+            policyArn: aws.iam.ManagedPolicy.AmazonSSMManagedInstanceCore,
+        }, { parent: this });
+        const profile = new aws.iam.InstanceProfile(`${name}-instance`, { role: this.role.name }, { parent: this });
+
+        this.securityGroup = new aws.ec2.SecurityGroup(`${name}-instance`, {
+            vpcId: args.vpcId,
+            description: `Instances: port ${args.appPort} from the load balancer only`,
+            tags: { Name: `${name}-instance` },
+        }, { parent: this });
+        new aws.vpc.SecurityGroupIngressRule(`${name}-instance-app`, {
+            securityGroupId: this.securityGroup.id,
+            referencedSecurityGroupId: args.loadBalancerSecurityGroupId,
+            ipProtocol: "tcp",
+            fromPort: args.appPort,
+            toPort: args.appPort,
+            description: "application port from the load balancer",
+        }, { parent: this });
+        new aws.vpc.SecurityGroupEgressRule(`${name}-alb-to-instance`, {
+            securityGroupId: args.loadBalancerSecurityGroupId,
+            referencedSecurityGroupId: this.securityGroup.id,
+            ipProtocol: "tcp",
+            fromPort: args.appPort,
+            toPort: args.appPort,
+            description: "load balancer to the instances' application port",
+        }, { parent: this });
+        if (args.keyName !== undefined && args.sshCidr !== undefined) {
+            new aws.vpc.SecurityGroupIngressRule(`${name}-instance-ssh`, {
+                securityGroupId: this.securityGroup.id,
+                cidrIpv4: args.sshCidr,
+                ipProtocol: "tcp",
+                fromPort: 22,
+                toPort: 22,
+                description: "SSH from sshCidr",
+            }, { parent: this });
+        }
+        // Updates and the SSM agent reach AWS through the internet gateway.
+        new aws.vpc.SecurityGroupEgressRule(`${name}-instance-out`, {
+            securityGroupId: this.securityGroup.id,
+            cidrIpv4: "0.0.0.0/0",
+            ipProtocol: "-1",
+            description: "outbound to anywhere",
+        }, { parent: this });
+
+        const userData = args.userData ?? builtInUserData(args.appPort, args.healthCheckPath);
+        this.launchTemplate = new aws.ec2.LaunchTemplate(name, {
+            description: `${args.stack}: instances of ${args.instanceName}`,
+            imageId: args.image.imageId,
+            instanceType: args.instanceTypes[0],
+            keyName: args.keyName,
+            iamInstanceProfile: { arn: profile.arn },
+            vpcSecurityGroupIds: [this.securityGroup.id],
+            userData: Buffer.from(userData, "utf8").toString("base64"),
+            metadataOptions: {
+                httpEndpoint: "enabled",
+                httpTokens: "required",
+                httpPutResponseHopLimit: 1,
+            },
+            blockDeviceMappings: [{
+                deviceName: args.image.rootDeviceName,
+                ebs: { encrypted: "true", volumeType: "gp3", deleteOnTermination: "true" },
+            }],
+            tagSpecifications: [{ resourceType: "volume", tags: { [TAG.stack]: args.stack } }],
+            // Handler launches use the default version; each `pulumi up` that changes the template
+            // makes its new version the default.
+            updateDefaultVersion: true,
+        }, { parent: this });
+
+        this.instances = [];
+        for (const { zone, subnetId } of args.subnets) {
+            const tags = instanceTags({ instanceName: args.instanceName, stack: args.stack, zone, region: args.region, launchedBy: "pulumi" });
+            for (let ordinal = 1; ordinal <= args.instancesPerZone; ordinal++) {
+                const resourceName = instanceResourceName(tags.Name, ordinal);
+                const instance = new aws.ec2.Instance(resourceName, {
+                    // "$Default" rather than a version number: a template change then reaches
+                    // instances as they are replaced, instead of replacing every zone at once.
+                    launchTemplate: { id: this.launchTemplate.id, version: "$Default" },
+                    instanceType: args.instanceTypes[0],
+                    subnetId,
+                    instanceMarketOptions: {
+                        marketType: "spot",
+                        spotOptions: {
+                            spotInstanceType: "one-time",
+                            instanceInterruptionBehavior: "terminate",
+                            maxPrice: args.spotMaxPrice,
+                        },
+                    },
+                    tags,
+                }, { parent: this });
+                new aws.lb.TargetGroupAttachment(resourceName, {
+                    targetGroupArn: args.targetGroupArn,
+                    targetId: instance.id,
+                    port: args.appPort,
+                }, { parent: this });
+                this.instances.push({ name: resourceName, zone, instance });
+            }
+        }
+
+        this.registerOutputs({
+            launchTemplateId: this.launchTemplate.id,
+            instances: Object.fromEntries(this.instances.map(({ name, instance }) => [name, instance.id])),
+        });
+    }
+}

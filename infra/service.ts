@@ -1,0 +1,126 @@
+import * as pulumi from "@pulumi/pulumi";
+import { HandlerSettings } from "../handler/settings";
+import { ServiceConfig } from "./config";
+import { AliasRecord, DomainCertificate, HostedDomain, lookupHostedZone } from "./dns";
+import { Instances, lookupImage, MachineImage } from "./instances";
+import { InterruptionHandling } from "./interruptionHandling";
+import { LoadBalancer } from "./loadBalancer";
+import { lookupNetwork, Network, NetworkPlan } from "./network";
+
+/** Validated config plus what had to be looked up in the account before declaring anything. */
+export interface SpotWebServiceArgs {
+    config: ServiceConfig;
+    network: NetworkPlan;
+    image: MachineImage;
+    domain?: HostedDomain;
+}
+
+/**
+ * Everything that must be read from the account (zones, subnets, the AMI, the hosted zone),
+ * read before a single resource is declared, so that a bad value stops `pulumi up` with nothing
+ * half created.
+ */
+export async function resolveServiceArgs(config: ServiceConfig): Promise<SpotWebServiceArgs> {
+    const [network, image, domain] = await Promise.all([
+        lookupNetwork(config.network, config.region),
+        lookupImage(config.amiId, config.architecture),
+        config.domain === undefined ? Promise.resolve(undefined) : lookupHostedZone(config.domain),
+    ]);
+    return { config, network, image, domain };
+}
+
+/**
+ * A web application on spot instances, one or more per zone behind an Application Load
+ * Balancer, kept at its count by a Lambda that answers interruption notices.
+ */
+export class SpotWebService extends pulumi.ComponentResource {
+    public readonly url: pulumi.Output<string>;
+    public readonly albDnsName: pulumi.Output<string>;
+    public readonly targetGroupArn: pulumi.Output<string>;
+    /** Logical name (`Prometheus-A`) → instance id, for the instances Pulumi declares. */
+    public readonly instances: pulumi.Output<Record<string, string>>;
+    public readonly zones: string[];
+    public readonly handlerName: pulumi.Output<string>;
+    public readonly logGroupName: pulumi.Output<string>;
+
+    constructor(name: string, args: SpotWebServiceArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("spot-availability:index:SpotWebService", name, {}, opts);
+        const { config, domain } = args;
+
+        const network = new Network(`${name}-network`, { plan: args.network }, { parent: this });
+        const subnetIds = network.subnets.map((subnet) => subnet.subnetId);
+        const certificate = domain === undefined ? undefined : new DomainCertificate(`${name}-certificate`, { domain }, { parent: this });
+        const loadBalancer = new LoadBalancer(`${name}-lb`, {
+            vpcId: network.vpcId,
+            subnetIds,
+            appPort: config.appPort,
+            healthCheckPath: config.healthCheckPath,
+            certificateArn: certificate?.certificateArn,
+        }, { parent: this });
+        if (domain !== undefined) {
+            new AliasRecord(`${name}-dns`, { domain, loadBalancer: loadBalancer.loadBalancer }, { parent: this });
+        }
+
+        const instances = new Instances(`${name}-instances`, {
+            stack: config.stack,
+            region: config.region,
+            instanceName: config.instanceName,
+            instanceTypes: config.instanceTypes,
+            instancesPerZone: config.instancesPerZone,
+            subnets: network.subnets,
+            vpcId: network.vpcId,
+            image: args.image,
+            keyName: config.keyName,
+            sshCidr: config.sshCidr,
+            spotMaxPrice: config.spotMaxPrice,
+            appPort: config.appPort,
+            healthCheckPath: config.healthCheckPath,
+            userData: config.userData,
+            loadBalancerSecurityGroupId: loadBalancer.securityGroup.id,
+            targetGroupArn: loadBalancer.targetGroup.arn,
+        }, { parent: this });
+
+        const settings: pulumi.Output<HandlerSettings> = pulumi.output({
+            stack: config.stack,
+            region: config.region,
+            instanceName: config.instanceName,
+            instanceTypes: config.instanceTypes,
+            instancesPerZone: config.instancesPerZone,
+            subnetsByZone: pulumi.all(subnetIds).apply((ids) => Object.fromEntries(ids.map((id, index) => [network.subnets[index].zone, id]))),
+            launchTemplateId: instances.launchTemplate.id,
+            launchTemplateVersion: "$Default",
+            targetGroupArn: loadBalancer.targetGroup.arn,
+            spotProductDescription: config.spotProductDescription,
+            spotMaxPrice: config.spotMaxPrice,
+            onDemandFallback: config.onDemandFallback,
+            replaceOnRebalance: config.replaceOnRebalance,
+        });
+        const handling = new InterruptionHandling(`${name}-handler`, {
+            settings,
+            launchTemplateArn: instances.launchTemplate.arn,
+            securityGroupId: instances.securityGroup.id,
+            instanceRoleArn: instances.role.arn,
+            imageParameter: args.image.ssmParameter,
+            keyName: config.keyName,
+            reconcileMinutes: config.reconcileMinutes,
+            logRetentionDays: config.logRetentionDays,
+        }, { parent: this });
+
+        this.albDnsName = loadBalancer.loadBalancer.dnsName;
+        this.url = domain === undefined ? pulumi.interpolate`http://${this.albDnsName}` : pulumi.output(`https://${domain.domainName}`);
+        this.targetGroupArn = loadBalancer.targetGroup.arn;
+        this.instances = pulumi.output(Object.fromEntries(instances.instances.map(({ name: key, instance }) => [key, instance.id])));
+        this.zones = network.subnets.map((subnet) => subnet.zone);
+        this.handlerName = handling.function.name;
+        this.logGroupName = handling.logGroup.name;
+        this.registerOutputs({
+            url: this.url,
+            albDnsName: this.albDnsName,
+            targetGroupArn: this.targetGroupArn,
+            instances: this.instances,
+            zones: this.zones,
+            handlerName: this.handlerName,
+            logGroupName: this.logGroupName,
+        });
+    }
+}

@@ -1,0 +1,230 @@
+import * as assert from "assert";
+import { DETAIL_TYPE } from "../handler/events";
+import { TAG } from "../handler/tags";
+import { DEREGISTRATION_DELAY_SECONDS } from "../infra/loadBalancer";
+import { ProgramRun, REGION_ZONES, runProgram } from "./support/program";
+
+/** The dev stack (`Pulumi.dev.yaml`) and its variants, declared under Pulumi's runtime mocks. */
+
+const INSTANCE = "aws:ec2/instance:Instance";
+const SUBNET = "aws:ec2/subnet:Subnet";
+const ATTACHMENT = "aws:lb/targetGroupAttachment:TargetGroupAttachment";
+const TARGET_GROUP = "aws:lb/targetGroup:TargetGroup";
+const LISTENER = "aws:lb/listener:Listener";
+const LOAD_BALANCER = "aws:lb/loadBalancer:LoadBalancer";
+const RULE = "aws:cloudwatch/eventRule:EventRule";
+const EVENT_TARGET = "aws:cloudwatch/eventTarget:EventTarget";
+const PERMISSION = "aws:lambda/permission:Permission";
+const FUNCTION = "aws:lambda/function:Function";
+const RECORD = "aws:route53/record:Record";
+const INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule";
+
+describe("the dev stack", () => {
+    let run: ProgramRun;
+    before(async () => {
+        run = await runProgram();
+    });
+
+    it("declares one spot instance per zone, in that zone's subnet, named Prometheus-A/B/C and tagged per SPEC", () => {
+        const instances = run.ofType(INSTANCE);
+        assert.deepStrictEqual(instances.map((i) => i.name).sort(), ["Prometheus-A", "Prometheus-B", "Prometheus-C"]);
+        for (const [index, zone] of REGION_ZONES.entries()) {
+            const instance = run.one(INSTANCE, `Prometheus-${"ABC"[index]}`);
+            const subnet = run.one(SUBNET, zone);
+            assert.strictEqual(subnet.inputs.availabilityZone, zone);
+            assert.strictEqual(instance.inputs.subnetId, subnet.id);
+            assert.deepStrictEqual(instance.inputs.tags, {
+                [TAG.name]: `Prometheus-${"ABC"[index]}`,
+                [TAG.stack]: "spot-availability/dev",
+                [TAG.zone]: zone,
+                [TAG.launchedBy]: "pulumi",
+            });
+            assert.strictEqual(instance.inputs.instanceMarketOptions.marketType, "spot");
+            assert.strictEqual(instance.inputs.instanceMarketOptions.spotOptions.maxPrice, undefined, "no max price unless spotMaxPrice");
+            assert.strictEqual(instance.inputs.instanceType, "t3.micro");
+            assert.strictEqual(instance.inputs.launchTemplate.id, run.one("aws:ec2/launchTemplate:LaunchTemplate").id);
+        }
+    });
+
+    it("attaches every instance to the target group, and the listener forwards to it", () => {
+        const targetGroup = run.one(TARGET_GROUP);
+        const attached = run.ofType(ATTACHMENT).map((a) => {
+            assert.strictEqual(a.inputs.targetGroupArn, targetGroup.state.arn);
+            assert.strictEqual(a.inputs.port, 80);
+            return a.inputs.targetId;
+        });
+        assert.deepStrictEqual(attached.sort(), run.ofType(INSTANCE).map((i) => i.id).sort());
+        const listener = run.one(LISTENER);
+        assert.strictEqual(listener.inputs.port, 80);
+        assert.deepStrictEqual(listener.inputs.defaultActions, [{ type: "forward", targetGroupArn: targetGroup.state.arn }]);
+        assert.strictEqual(listener.inputs.loadBalancerArn, run.one(LOAD_BALANCER).state.arn);
+    });
+
+    it("checks health every 5 s, healthy after 2, and drains well inside the two-minute warning", () => {
+        const targetGroup = run.one(TARGET_GROUP);
+        assert.strictEqual(targetGroup.inputs.healthCheck.interval, 5);
+        assert.strictEqual(targetGroup.inputs.healthCheck.healthyThreshold, 2);
+        assert.ok(targetGroup.inputs.healthCheck.timeout < 5, "timeout must be shorter than the interval");
+        assert.strictEqual(targetGroup.inputs.deregistrationDelay, DEREGISTRATION_DELAY_SECONDS);
+        assert.ok(targetGroup.inputs.deregistrationDelay < 120);
+    });
+
+    it("requires IMDSv2 and encrypts the root volume", () => {
+        const template = run.one("aws:ec2/launchTemplate:LaunchTemplate");
+        assert.strictEqual(template.inputs.metadataOptions.httpTokens, "required");
+        assert.deepStrictEqual(template.inputs.blockDeviceMappings.map((m: any) => [m.deviceName, m.ebs.encrypted]), [["/dev/xvda", "true"]]);
+        assert.match(template.inputs.imageId, /^resolve:ssm:\/aws\/service\/ami-amazon-linux-latest\/al2023-ami-kernel-default-x86_64$/);
+        const userData = Buffer.from(template.inputs.userData, "base64").toString("utf8");
+        assert.match(userData, /meta-data\/\$1/);
+        assert.match(userData, /instance-id/);
+        assert.match(userData, /placement\/availability-zone/);
+    });
+
+    it("admits the app port on the instances only from the load balancer's group, and opens no SSH", () => {
+        const instanceGroup = run.one("aws:ec2/securityGroup:SecurityGroup", "-instance");
+        const albGroup = run.one("aws:ec2/securityGroup:SecurityGroup", "-alb");
+        const toInstances = run.ofType(INGRESS).filter((rule) => rule.inputs.securityGroupId === instanceGroup.id);
+        assert.deepStrictEqual(toInstances.map((rule) => [rule.inputs.fromPort, rule.inputs.toPort, rule.inputs.referencedSecurityGroupId, rule.inputs.cidrIpv4]), [
+            [80, 80, albGroup.id, undefined],
+        ]);
+        const toAlb = run.ofType(INGRESS).filter((rule) => rule.inputs.securityGroupId === albGroup.id);
+        assert.deepStrictEqual(toAlb.map((rule) => [rule.inputs.fromPort, rule.inputs.cidrIpv4]).sort(), [[443, "0.0.0.0/0"], [80, "0.0.0.0/0"]]);
+    });
+
+    it("creates a VPC with public subnets only and no NAT gateway", () => {
+        assert.strictEqual(run.ofType("aws:ec2/natGateway:NatGateway").length, 0);
+        assert.strictEqual(run.ofType("aws:ec2/eip:Eip").length, 0);
+        assert.strictEqual(run.ofType("aws:ec2/vpc:Vpc").length, 1);
+        const routes = run.one("aws:ec2/routeTable:RouteTable");
+        assert.deepStrictEqual(routes.inputs.routes, [{ cidrBlock: "0.0.0.0/0", gatewayId: run.one("aws:ec2/internetGateway:InternetGateway").id }]);
+        assert.ok(run.ofType(SUBNET).every((subnet) => subnet.inputs.mapPublicIpOnLaunch === true));
+    });
+
+    it("declares no Route 53 resources and serves the ALB's name over HTTP", () => {
+        assert.strictEqual(run.ofType(RECORD).length, 0);
+        assert.strictEqual(run.ofType("aws:acm/certificate:Certificate").length, 0);
+        assert.strictEqual(run.outputs.url, `http://${run.one(LOAD_BALANCER).state.dnsName}`);
+    });
+
+    it("exports url, albDnsName, targetGroupArn, instances, zones, handlerName and logGroupName", () => {
+        const fn = run.one(FUNCTION);
+        assert.deepStrictEqual(Object.keys(run.outputs).sort(), ["albDnsName", "handlerName", "instances", "logGroupName", "targetGroupArn", "url", "zones"]);
+        assert.deepStrictEqual(run.outputs.instances, Object.fromEntries(run.ofType(INSTANCE).map((i) => [i.name, i.id])));
+        assert.deepStrictEqual(run.outputs.zones, REGION_ZONES);
+        assert.strictEqual(run.outputs.targetGroupArn, run.one(TARGET_GROUP).state.arn);
+        assert.strictEqual(run.outputs.handlerName, fn.state.name);
+        assert.strictEqual(run.outputs.logGroupName, run.one("aws:cloudwatch/logGroup:LogGroup").state.name);
+        assert.strictEqual(fn.inputs.loggingConfig.logGroup, run.outputs.logGroupName);
+    });
+
+    it("routes the three EC2 detail-types and a schedule to the function, each rule alone allowed to invoke it", () => {
+        const fn = run.one(FUNCTION);
+        const rules = run.ofType(RULE);
+        const patterns = rules.filter((rule) => rule.inputs.eventPattern).map((rule) => JSON.parse(rule.inputs.eventPattern));
+        assert.ok(patterns.every((pattern) => JSON.stringify(pattern.source) === '["aws.ec2"]'));
+        assert.deepStrictEqual(patterns.map((pattern) => pattern["detail-type"]).sort(), [
+            [DETAIL_TYPE.rebalanceRecommendation],
+            [DETAIL_TYPE.stateChange],
+            [DETAIL_TYPE.interruptionWarning],
+        ].sort());
+        assert.deepStrictEqual(rules.filter((rule) => rule.inputs.scheduleExpression).map((rule) => rule.inputs.scheduleExpression), ["rate(5 minutes)"]);
+
+        const targets = run.ofType(EVENT_TARGET);
+        assert.deepStrictEqual(targets.map((t) => t.inputs.rule).sort(), rules.map((r) => r.state.name).sort());
+        assert.ok(targets.every((t) => t.inputs.arn === fn.state.arn));
+
+        const permissions = run.ofType(PERMISSION);
+        assert.deepStrictEqual(permissions.map((p) => p.inputs.sourceArn).sort(), rules.map((r) => r.state.arn).sort());
+        for (const permission of permissions) {
+            assert.strictEqual(permission.inputs.principal, "events.amazonaws.com");
+            assert.strictEqual(permission.inputs.action, "lambda:InvokeFunction");
+            assert.strictEqual(permission.inputs.function, fn.state.name);
+        }
+    });
+
+    it("runs the function on nodejs22.x with reserved concurrency 1, a dead-letter queue and a log group with retention", () => {
+        const fn = run.one(FUNCTION);
+        assert.strictEqual(fn.inputs.runtime, "nodejs22.x");
+        assert.strictEqual(fn.inputs.handler, "__index.handler");
+        assert.strictEqual(fn.inputs.reservedConcurrentExecutions, 1);
+        assert.strictEqual(fn.inputs.deadLetterConfig.targetArn, run.one("aws:sqs/queue:Queue").state.arn);
+        assert.strictEqual(run.one("aws:cloudwatch/logGroup:LogGroup").inputs.retentionInDays, 14);
+        assert.strictEqual(fn.inputs.role, run.one("aws:iam/role:Role", "spot-handler").state.arn);
+    });
+});
+
+describe("a stack with domainName", () => {
+    let run: ProgramRun;
+    before(async () => {
+        run = await runProgram({ config: { "spot-availability:domainName": "shop.example.com" } });
+    });
+
+    it("aliases the domain to the ALB in the parent hosted zone", () => {
+        const alias = run.ofType(RECORD).find((record) => record.inputs.type === "A");
+        assert.ok(alias, "an A alias record");
+        assert.strictEqual(alias.inputs.zoneId, "Z0123456789EXAMPLE");
+        assert.strictEqual(alias.inputs.name, "shop.example.com");
+        const alb = run.one(LOAD_BALANCER);
+        assert.deepStrictEqual(alias.inputs.aliases, [{ name: alb.state.dnsName, zoneId: alb.state.zoneId, evaluateTargetHealth: true }]);
+        assert.strictEqual(run.outputs.url, "https://shop.example.com");
+    });
+
+    it("serves HTTPS with the DNS-validated certificate and redirects HTTP to it", () => {
+        const certificate = run.one("aws:acm/certificate:Certificate");
+        assert.strictEqual(certificate.inputs.domainName, "shop.example.com");
+        assert.strictEqual(certificate.inputs.validationMethod, "DNS");
+        const validation = run.one("aws:acm/certificateValidation:CertificateValidation");
+        const validationRecord = run.ofType(RECORD).find((record) => record.inputs.type === "CNAME");
+        assert.ok(validationRecord);
+        assert.deepStrictEqual(validation.inputs.validationRecordFqdns, [validationRecord.state.fqdn]);
+        assert.strictEqual(validationRecord.inputs.records[0], certificate.state.domainValidationOptions[0].resourceRecordValue);
+
+        const https = run.one(LISTENER, "-https");
+        assert.strictEqual(https.inputs.protocol, "HTTPS");
+        assert.strictEqual(https.inputs.port, 443);
+        // The listener waits for validation: it takes the validation's ARN, not the bare certificate's.
+        assert.strictEqual(https.inputs.certificateArn, validation.id);
+        assert.strictEqual(https.inputs.defaultActions[0].targetGroupArn, run.one(TARGET_GROUP).state.arn);
+
+        const http = run.one(LISTENER, "-http");
+        assert.deepStrictEqual(http.inputs.defaultActions, [{ type: "redirect", redirect: { protocol: "HTTPS", port: "443", statusCode: "HTTP_301" } }]);
+    });
+});
+
+describe("a stack on existing subnets", () => {
+    it("reads the zones from the subnets and creates no VPC", async () => {
+        const run = await runProgram({
+            config: {
+                "spot-availability:zones": [],
+                "spot-availability:subnetIds": ["subnet-0bbbbbbbbbbbbbbb2", "subnet-0aaaaaaaaaaaaaaa1"],
+            },
+        });
+        assert.strictEqual(run.ofType("aws:ec2/vpc:Vpc").length, 0);
+        assert.strictEqual(run.ofType(SUBNET).length, 0);
+        assert.deepStrictEqual(run.outputs.zones, ["us-east-2a", "us-east-2b"]);
+        assert.deepStrictEqual(
+            run.ofType(INSTANCE).map((i) => [i.name, i.inputs.subnetId]).sort(),
+            [["Prometheus-A", "subnet-0aaaaaaaaaaaaaaa1"], ["Prometheus-B", "subnet-0bbbbbbbbbbbbbbb2"]],
+        );
+        assert.strictEqual(run.one(TARGET_GROUP).inputs.vpcId, "vpc-0123456789abcdef0");
+    });
+
+    it("keeps instancesPerZone instances in each zone, and opens SSH only with keyName and sshCidr", async () => {
+        const run = await runProgram({
+            config: {
+                "spot-availability:instancesPerZone": 2,
+                "spot-availability:keyName": "ops",
+                "spot-availability:sshCidr": "203.0.113.7/32",
+                "spot-availability:spotMaxPrice": "0.005",
+            },
+        });
+        assert.deepStrictEqual(run.ofType(INSTANCE).map((i) => i.name).sort(), [
+            "Prometheus-A", "Prometheus-A-2", "Prometheus-B", "Prometheus-B-2", "Prometheus-C", "Prometheus-C-2",
+        ]);
+        assert.ok(run.ofType(INSTANCE).every((i) => i.inputs.tags.Name === i.name.slice(0, "Prometheus-A".length)));
+        assert.ok(run.ofType(INSTANCE).every((i) => i.inputs.instanceMarketOptions.spotOptions.maxPrice === "0.005"));
+        const ssh = run.ofType(INGRESS).filter((rule) => rule.inputs.fromPort === 22);
+        assert.deepStrictEqual(ssh.map((rule) => rule.inputs.cidrIpv4), ["203.0.113.7/32"]);
+        assert.strictEqual(run.one("aws:ec2/launchTemplate:LaunchTemplate").inputs.keyName, "ops");
+    });
+});

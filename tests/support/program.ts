@@ -1,0 +1,237 @@
+import * as fs from "fs";
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+import { parse } from "yaml";
+
+/**
+ * Runs the Pulumi program under runtime mocks, as `pulumi up --stack <name>` would run it, and
+ * records every resource it declares. Config is what the CLI would hand the program: the
+ * defaults `Pulumi.yaml` declares, overlaid with the stack's own settings.
+ */
+
+export const ROOT = path.resolve(__dirname, "..", "..");
+export const ACCOUNT_ID = "123456789012";
+export const REGION = "us-east-2";
+export const REGION_ZONES = ["us-east-2a", "us-east-2b", "us-east-2c"];
+
+export interface DeclaredResource {
+    type: string;
+    name: string;
+    id: string;
+    inputs: Record<string, any>;
+    state: Record<string, any>;
+}
+
+/** Facts the mocked account answers lookups with. */
+export interface Account {
+    subnets: Record<string, { availabilityZone: string; vpcId: string }>;
+    images: Record<string, { architecture: string; rootDeviceName: string }>;
+    hostedZones: Record<string, string>;
+}
+
+export const DEFAULT_ACCOUNT: Account = {
+    subnets: {
+        "subnet-0aaaaaaaaaaaaaaa1": { availabilityZone: "us-east-2a", vpcId: "vpc-0123456789abcdef0" },
+        "subnet-0bbbbbbbbbbbbbbb2": { availabilityZone: "us-east-2b", vpcId: "vpc-0123456789abcdef0" },
+        "subnet-0ccccccccccccccc3": { availabilityZone: "us-east-2c", vpcId: "vpc-0123456789abcdef0" },
+        "subnet-0ddddddddddddddd4": { availabilityZone: "us-east-2a", vpcId: "vpc-0123456789abcdef0" },
+        "subnet-0eeeeeeeeeeeeeee5": { availabilityZone: "us-east-2b", vpcId: "vpc-0fedcba9876543210" },
+    },
+    images: {
+        "ami-0123456789abcdef0": { architecture: "x86_64", rootDeviceName: "/dev/sda1" },
+        "ami-0fedcba9876543210": { architecture: "arm64", rootDeviceName: "/dev/xvda" },
+    },
+    hostedZones: { "example.com": "Z0123456789EXAMPLE" },
+};
+
+/** `Pulumi.yaml`'s config defaults, as the CLI passes them: strings, lists as JSON. */
+export function projectDefaults(): Record<string, string> {
+    const project = parse(fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8"));
+    return Object.fromEntries(
+        Object.entries<{ default: unknown }>(project.config).map(([key, declaration]) => [`${project.name}:${key}`, configText(declaration.default)]),
+    );
+}
+
+/** A stack file's `config:` block, in the same form. */
+export function stackConfig(stackName: string): Record<string, string> {
+    const stack = parse(fs.readFileSync(path.join(ROOT, `Pulumi.${stackName}.yaml`), "utf8"));
+    return Object.fromEntries(Object.entries(stack.config).map(([key, value]) => [key, configText(value)]));
+}
+
+function configText(value: unknown): string {
+    return typeof value === "string" ? value : JSON.stringify(value);
+}
+
+function arn(service: string, resource: string): string {
+    return `arn:aws:${service}:${REGION}:${ACCOUNT_ID}:${resource}`;
+}
+
+function hex(seed: string, length: number): string {
+    let hash = 2166136261;
+    let out = "";
+    while (out.length < length) {
+        for (const char of seed + out.length) {
+            hash = Math.imul(hash ^ char.charCodeAt(0), 16777619) >>> 0;
+        }
+        out += hash.toString(16).padStart(8, "0");
+    }
+    return out.slice(0, length);
+}
+
+/** What AWS would compute for a resource: ids of the right shape, ARNs, DNS names. */
+function computedState(type: string, name: string, inputs: Record<string, any>): { id: string; state: Record<string, any> } {
+    const id = (prefix: string) => `${prefix}-${hex(name, 17)}`;
+    switch (type) {
+        case "aws:ec2/vpc:Vpc":
+            return { id: id("vpc"), state: {} };
+        case "aws:ec2/subnet:Subnet":
+            return { id: id("subnet"), state: {} };
+        case "aws:ec2/securityGroup:SecurityGroup":
+            return { id: id("sg"), state: { arn: arn("ec2", `security-group/${id("sg")}`) } };
+        case "aws:ec2/launchTemplate:LaunchTemplate":
+            return { id: id("lt"), state: { arn: arn("ec2", `launch-template/${id("lt")}`), latestVersion: 1, defaultVersion: 1 } };
+        case "aws:ec2/instance:Instance":
+            return { id: id("i"), state: { arn: arn("ec2", `instance/${id("i")}`) } };
+        case "aws:lb/loadBalancer:LoadBalancer":
+            return {
+                id: arn("elasticloadbalancing", `loadbalancer/app/${name}/${hex(name, 16)}`),
+                state: {
+                    arn: arn("elasticloadbalancing", `loadbalancer/app/${name}/${hex(name, 16)}`),
+                    dnsName: `${name}-${hex(name, 8)}.${REGION}.elb.amazonaws.com`,
+                    zoneId: "Z3AADJGX6KTTL2",
+                },
+            };
+        case "aws:lb/targetGroup:TargetGroup":
+            return { id: arn("elasticloadbalancing", `targetgroup/${name}/${hex(name, 16)}`), state: { arn: arn("elasticloadbalancing", `targetgroup/${name}/${hex(name, 16)}`) } };
+        case "aws:acm/certificate:Certificate":
+            return {
+                id: arn("acm", `certificate/${hex(name, 32)}`),
+                state: {
+                    arn: arn("acm", `certificate/${hex(name, 32)}`),
+                    domainValidationOptions: [{
+                        domainName: inputs.domainName,
+                        resourceRecordName: `_${hex(name, 32)}.${inputs.domainName}.`,
+                        resourceRecordType: "CNAME",
+                        resourceRecordValue: `_${hex(name + "v", 32)}.acm-validations.aws.`,
+                    }],
+                },
+            };
+        case "aws:acm/certificateValidation:CertificateValidation":
+            return { id: inputs.certificateArn, state: {} };
+        case "aws:route53/record:Record":
+            return { id: `${inputs.zoneId}_${inputs.name}_${inputs.type}`, state: { fqdn: String(inputs.name).replace(/\.$/, "") } };
+        case "aws:iam/role:Role":
+            return { id: `${name}-${hex(name, 7)}`, state: { arn: `arn:aws:iam::${ACCOUNT_ID}:role/${name}-${hex(name, 7)}`, name: `${name}-${hex(name, 7)}` } };
+        case "aws:iam/instanceProfile:InstanceProfile":
+            return { id: `${name}-${hex(name, 7)}`, state: { arn: `arn:aws:iam::${ACCOUNT_ID}:instance-profile/${name}-${hex(name, 7)}` } };
+        case "aws:sqs/queue:Queue":
+            return {
+                id: `https://sqs.${REGION}.amazonaws.com/${ACCOUNT_ID}/${name}-${hex(name, 7)}`,
+                state: { arn: arn("sqs", `${name}-${hex(name, 7)}`), url: `https://sqs.${REGION}.amazonaws.com/${ACCOUNT_ID}/${name}-${hex(name, 7)}` },
+            };
+        case "aws:cloudwatch/logGroup:LogGroup":
+            return { id: `${name}-${hex(name, 7)}`, state: { arn: arn("logs", `log-group:${name}-${hex(name, 7)}`), name: `${name}-${hex(name, 7)}` } };
+        case "aws:lambda/function:Function":
+            return { id: `${name}-${hex(name, 7)}`, state: { arn: arn("lambda", `function:${name}-${hex(name, 7)}`), name: `${name}-${hex(name, 7)}` } };
+        case "aws:cloudwatch/eventRule:EventRule":
+            return { id: `${name}-${hex(name, 7)}`, state: { arn: arn("events", `rule/${name}-${hex(name, 7)}`), name: `${name}-${hex(name, 7)}` } };
+        default:
+            return { id: `${name}-id`, state: {} };
+    }
+}
+
+function lookup(account: Account, token: string, args: Record<string, any>): Record<string, any> {
+    switch (token) {
+        case "aws:index/getAvailabilityZones:getAvailabilityZones":
+            return { names: REGION_ZONES, zoneIds: REGION_ZONES.map((_, i) => `use2-az${i + 1}`), state: "available", id: REGION };
+        case "aws:index/getCallerIdentity:getCallerIdentity":
+            return { accountId: ACCOUNT_ID, arn: `arn:aws:iam::${ACCOUNT_ID}:user/deployer`, userId: "AIDAEXAMPLE", id: ACCOUNT_ID };
+        case "aws:ec2/getSubnet:getSubnet": {
+            const subnet = account.subnets[args.id];
+            if (!subnet) {
+                throw new Error(`InvalidSubnetID.NotFound: The subnet ID '${args.id}' does not exist`);
+            }
+            return { id: args.id, ...subnet };
+        }
+        case "aws:ec2/getAmi:getAmi": {
+            const imageId = args.filters[0].values[0];
+            const image = account.images[imageId];
+            if (!image) {
+                throw new Error("Your query returned no results. Please change your search criteria and try again.");
+            }
+            return { id: imageId, imageId, ...image };
+        }
+        case "aws:route53/getZone:getZone": {
+            const zoneId = account.hostedZones[args.name];
+            if (!zoneId) {
+                throw new Error("no matching Route 53 Hosted Zone found");
+            }
+            return { id: zoneId, zoneId, name: args.name };
+        }
+        default:
+            throw new Error(`unexpected lookup ${token}`);
+    }
+}
+
+export interface ProgramRun {
+    resources: DeclaredResource[];
+    outputs: Record<string, any>;
+    /** The declared resources of one type. */
+    ofType(type: string): DeclaredResource[];
+    /** The one resource of a type whose logical name ends with `suffix`. */
+    one(type: string, suffix?: string): DeclaredResource;
+}
+
+export interface RunOptions {
+    /** `spot-availability:*` settings (and `aws:*`) over the dev stack's. */
+    config?: Record<string, unknown>;
+    /** Start from `Pulumi.<stack>.yaml` (default `dev`); null starts from the project defaults alone. */
+    stack?: string | null;
+    account?: Account;
+}
+
+/** Runs the program; rejects with the program's error, and `resources` lists what was declared before it. */
+export async function runProgram(options: RunOptions = {}, declared: DeclaredResource[] = []): Promise<ProgramRun> {
+    const account = options.account ?? DEFAULT_ACCOUNT;
+    const stackName = options.stack === undefined ? "dev" : options.stack;
+    await pulumi.runtime.setMocks({
+        newResource: (args: pulumi.runtime.MockResourceArgs) => {
+            const { id, state } = computedState(args.type, args.name, args.inputs);
+            const resource = { type: args.type, name: args.name, id, inputs: args.inputs, state: { ...args.inputs, ...state } };
+            declared.push(resource);
+            return { id, state: resource.state };
+        },
+        call: (args: pulumi.runtime.MockCallArgs) => lookup(account, args.token, args.inputs),
+    }, "spot-availability", stackName ?? "test", false);
+    pulumi.runtime.setAllConfig({
+        ...projectDefaults(),
+        ...(stackName === null ? { "aws:region": REGION } : stackConfig(stackName)),
+        ...Object.fromEntries(Object.entries(options.config ?? {}).map(([key, value]) => [key, configText(value)])),
+    });
+
+    // The module exports the program's main function, as `pulumi up` expects.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const program: () => Promise<Record<string, pulumi.Output<unknown> | unknown>> = require("../../index");
+    const exported = await program();
+    const outputs: Record<string, any> = {};
+    for (const [key, value] of Object.entries(exported)) {
+        outputs[key] = pulumi.Output.isInstance(value) ? await outputValue(value) : value;
+    }
+    await pulumi.runtime.disconnect();
+    return {
+        resources: declared,
+        outputs,
+        ofType: (type) => declared.filter((resource) => resource.type === type),
+        one: (type, suffix = "") => {
+            const matches = declared.filter((resource) => resource.type === type && resource.name.endsWith(suffix));
+            if (matches.length !== 1) {
+                throw new Error(`expected one ${type}${suffix ? ` named *${suffix}` : ""}, found ${matches.map((r) => r.name).join(", ") || "none"}`);
+            }
+            return matches[0];
+        },
+    };
+}
+
+export function outputValue<T>(output: pulumi.Output<T>): Promise<T> {
+    return new Promise((resolve) => output.apply((value) => resolve(value)));
+}
