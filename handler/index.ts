@@ -8,7 +8,7 @@ export type Log = (line: string) => void;
  * logs one structured line; the replacement logic (drain, launch, register) lands with the
  * handler issue.
  */
-export function createHandler(settings: HandlerSettings, log: Log = console.log) {
+export function createHandler(settings: HandlerSettings, log: Log = (line) => console.log(line)) {
     return async (event: unknown): Promise<void> => {
         const started = Date.now();
         const parsed = parseEvent(event);

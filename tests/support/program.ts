@@ -212,12 +212,16 @@ export async function runProgram(options: RunOptions = {}, declared: DeclaredRes
     // The module exports the program's main function, as `pulumi up` expects.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const program: () => Promise<Record<string, pulumi.Output<unknown> | unknown>> = require("../../index");
-    const exported = await program();
     const outputs: Record<string, any> = {};
-    for (const [key, value] of Object.entries(exported)) {
-        outputs[key] = pulumi.Output.isInstance(value) ? await outputValue(value) : value;
+    try {
+        const exported = await program();
+        for (const [key, value] of Object.entries(exported)) {
+            outputs[key] = pulumi.Output.isInstance(value) ? await outputValue(value) : value;
+        }
+    } finally {
+        // Lets registrations already under way reach the mock, so `declared` is complete.
+        await pulumi.runtime.disconnect();
     }
-    await pulumi.runtime.disconnect();
     return {
         resources: declared,
         outputs,

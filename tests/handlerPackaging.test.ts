@@ -1,0 +1,126 @@
+import * as assert from "assert";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { HandlerSettings } from "../handler/settings";
+import { TAG } from "../handler/tags";
+import { PolicyDocument } from "../infra/interruptionHandling";
+import { ACCOUNT_ID, ProgramRun, ROOT, runProgram } from "./support/program";
+
+/**
+ * The Lambda as `pulumi up` would upload it: the archive's contents, the settings baked into it,
+ * and the role it runs under.
+ */
+
+const FUNCTION = "aws:lambda/function:Function";
+
+async function archiveOf(run: ProgramRun): Promise<Record<string, any>> {
+    return run.one(FUNCTION).inputs.code.assets;
+}
+
+/** Writes the archive's `__index.js` out and loads it the way Lambda does. */
+async function loadArchive(run: ProgramRun): Promise<{ handler: (event: unknown) => Promise<void> }> {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "spot-archive-"));
+    fs.writeFileSync(path.join(dir, "__index.js"), await (await archiveOf(run))["__index.js"].text);
+    // The runtime provides the AWS SDK; the project's node_modules stands in for it.
+    fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"), "dir");
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require(path.join(dir, "__index.js"));
+}
+
+describe("the handler's packaging", () => {
+    let run: ProgramRun;
+    before(async () => {
+        run = await runProgram();
+    });
+
+    it("uploads __index.js and leaves the AWS SDK and Pulumi out of the archive", async () => {
+        const paths = Object.keys(await archiveOf(run));
+        assert.ok(paths.includes("__index.js"), `archive holds ${paths.join(", ")}`);
+        assert.deepStrictEqual(paths.filter((p) => /node_modules\/@(aws-sdk|pulumi)\//.test(`${p}/`)), []);
+    });
+
+    it("bakes the stack's names, ARNs and settings into the closure", async () => {
+        const text: string = await (await archiveOf(run))["__index.js"].text;
+        const targetGroupArn = run.one("aws:lb/targetGroup:TargetGroup").state.arn;
+        const templateId = run.one("aws:ec2/launchTemplate:LaunchTemplate").id;
+        for (const expected of ["spot-availability/dev", targetGroupArn, templateId, "Prometheus", ...run.ofType("aws:ec2/subnet:Subnet").map((s) => s.id)]) {
+            assert.ok(text.includes(expected), `archive names ${expected}`);
+        }
+    });
+
+    it("loads as Lambda loads it and answers an event without throwing", async () => {
+        const { handler } = await loadArchive(run);
+        const lines: string[] = [];
+        const log = console.log;
+        console.log = (line: string) => lines.push(line);
+        try {
+            await handler({
+                version: "0",
+                id: "7e3b1c52-7a5f-4b8e-9c1d-0f6a2b3c4d5e",
+                "detail-type": "EC2 Spot Instance Interruption Warning",
+                source: "aws.ec2",
+                account: ACCOUNT_ID,
+                time: "2026-11-24T10:00:00Z",
+                region: "us-east-2",
+                resources: ["arn:aws:ec2:us-east-2a:instance/i-0123456789abcdef0"],
+                detail: { "instance-id": "i-0123456789abcdef0", "instance-action": "terminate" },
+            });
+            await handler("not an event");
+        } finally {
+            console.log = log;
+        }
+        const [warning, malformed] = lines.map((line) => JSON.parse(line));
+        assert.strictEqual(warning.event, "interruption-warning");
+        assert.strictEqual(warning.instance, "i-0123456789abcdef0");
+        assert.strictEqual(warning.stack, "spot-availability/dev");
+        assert.strictEqual(malformed.event, "ignored");
+    });
+
+    describe("its role's policy", () => {
+        let policy: PolicyDocument;
+        let settings: Pick<HandlerSettings, "stack" | "targetGroupArn">;
+        before(() => {
+            policy = JSON.parse(run.one("aws:iam/rolePolicy:RolePolicy").inputs.policy);
+            settings = { stack: "spot-availability/dev", targetGroupArn: run.one("aws:lb/targetGroup:TargetGroup").state.arn };
+        });
+        const statementsFor = (action: string) => policy.Statement.filter((s) => s.Action.includes(action));
+
+        it("names every action exactly: no wildcard action, no ec2:*", () => {
+            const actions = policy.Statement.flatMap((s) => s.Action);
+            assert.ok(actions.length > 0);
+            assert.deepStrictEqual(actions.filter((action) => action.includes("*")), []);
+            assert.ok(policy.Statement.every((s) => s.Effect === "Allow"));
+        });
+
+        it("passes only the instance role, and only to EC2", () => {
+            const [passRole, ...others] = statementsFor("iam:PassRole");
+            assert.strictEqual(others.length, 0);
+            assert.deepStrictEqual(passRole.Action, ["iam:PassRole"]);
+            assert.strictEqual(passRole.Resource, run.one("aws:iam/role:Role", "-instance").state.arn);
+            assert.deepStrictEqual(passRole.Condition, { StringEquals: { "iam:PassedToService": "ec2.amazonaws.com" } });
+        });
+
+        it("launches and terminates only instances carrying this stack's tag", () => {
+            const launch = statementsFor("ec2:RunInstances").find((s) => s.Resource === `arn:aws:ec2:us-east-2:${ACCOUNT_ID}:instance/*`);
+            assert.ok(launch, "a RunInstances statement on instances");
+            assert.strictEqual(launch.Condition?.StringEquals[`aws:RequestTag/${TAG.stack}`], settings.stack);
+            assert.strictEqual(launch.Condition?.ArnLike["ec2:LaunchTemplate"], run.one("aws:ec2/launchTemplate:LaunchTemplate").state.arn);
+            const [terminate] = statementsFor("ec2:TerminateInstances");
+            assert.strictEqual(terminate.Condition?.StringEquals[`aws:ResourceTag/${TAG.stack}`], settings.stack);
+            const [tag] = statementsFor("ec2:CreateTags");
+            assert.deepStrictEqual(tag.Condition, { StringEquals: { "ec2:CreateAction": "RunInstances" } });
+        });
+
+        it("registers and drains targets of this stack's target group only", () => {
+            const [targets] = statementsFor("elasticloadbalancing:RegisterTargets");
+            assert.deepStrictEqual(statementsFor("elasticloadbalancing:DeregisterTargets"), [targets]);
+            assert.strictEqual(targets.Resource, settings.targetGroupArn);
+        });
+
+        it("grants * resources only to describe calls, which support nothing narrower", () => {
+            const unscoped = policy.Statement.filter((s) => s.Resource === "*").flatMap((s) => s.Action);
+            assert.deepStrictEqual(unscoped.sort(), ["ec2:DescribeInstances", "ec2:DescribeSpotPriceHistory", "elasticloadbalancing:DescribeTargetHealth"]);
+        });
+    });
+});

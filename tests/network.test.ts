@@ -1,0 +1,47 @@
+import * as assert from "assert";
+import { checkSubnets, resolveZones, subnetCidr } from "../infra/network";
+
+/** Zones and subnets: resolved and checked before anything is declared. */
+
+const AVAILABLE = ["us-east-2c", "us-east-2a", "us-east-2b"];
+
+describe("resolveZones", () => {
+    it("takes the region's first zoneCount zones when none are listed", () => {
+        assert.deepStrictEqual(resolveZones([], 2, AVAILABLE, "us-east-2"), ["us-east-2a", "us-east-2b"]);
+    });
+
+    it("accepts letters and full names alike", () => {
+        assert.deepStrictEqual(resolveZones(["c", "us-east-2a"], 3, AVAILABLE, "us-east-2"), ["us-east-2c", "us-east-2a"]);
+    });
+
+    it("rejects a zone the region lacks, listing the letters it has", () => {
+        assert.throws(() => resolveZones(["a", "f"], 3, AVAILABLE, "us-east-2"), /zones: "f" is not an available zone of us-east-2; allowed: a, b, c/);
+    });
+
+    it("rejects a zone listed twice", () => {
+        assert.throws(() => resolveZones(["a", "us-east-2a"], 3, AVAILABLE, "us-east-2"), /zones: .* names a zone twice/);
+    });
+
+    it("rejects a zoneCount larger than the region", () => {
+        assert.throws(() => resolveZones([], 4, AVAILABLE, "us-east-2"), /zoneCount: 4 zones asked for, but us-east-2 offers 3/);
+    });
+});
+
+describe("checkSubnets", () => {
+    it("orders subnets by zone and keeps their VPC", () => {
+        assert.deepStrictEqual(checkSubnets([
+            { id: "subnet-b", zone: "us-east-2b", vpcId: "vpc-1" },
+            { id: "subnet-a", zone: "us-east-2a", vpcId: "vpc-1" },
+        ]), {
+            kind: "existing",
+            vpcId: "vpc-1",
+            subnets: [{ zone: "us-east-2a", subnetId: "subnet-a" }, { zone: "us-east-2b", subnetId: "subnet-b" }],
+        });
+    });
+});
+
+describe("subnetCidr", () => {
+    it("gives each zone its own /22 inside 10.0.0.0/16", () => {
+        assert.deepStrictEqual([0, 1, 2, 25].map(subnetCidr), ["10.0.0.0/22", "10.0.4.0/22", "10.0.8.0/22", "10.0.100.0/22"]);
+    });
+});
