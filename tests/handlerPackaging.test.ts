@@ -5,6 +5,7 @@ import * as path from "path";
 import { HandlerSettings } from "../handler/settings";
 import { TAG } from "../handler/tags";
 import { PolicyDocument } from "../infra/interruptionHandling";
+import { CREDENTIALS, useEmulator } from "./support/emulator";
 import { ACCOUNT_ID, ProgramRun, ROOT, runProgram } from "./support/program";
 
 /**
@@ -49,12 +50,17 @@ describe("the handler's packaging", () => {
         }
     });
 
-    it("loads as Lambda loads it and answers an event without throwing", async () => {
-        const { handler } = await loadArchive(run);
+    it("loads as Lambda loads it and answers events through the SDK the runtime provides", async () => {
+        const emulator = await useEmulator();
+        await emulator.reset();
+        // What Lambda's environment would provide: credentials, and here the emulator's endpoint.
+        const saved = { ...process.env };
+        Object.assign(process.env, { AWS_ENDPOINT_URL: emulator.endpoint, AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey });
         const lines: string[] = [];
         const log = console.log;
         console.log = (line: string) => lines.push(line);
         try {
+            const { handler } = await loadArchive(run);
             await handler({
                 version: "0",
                 id: "7e3b1c52-7a5f-4b8e-9c1d-0f6a2b3c4d5e",
@@ -69,12 +75,16 @@ describe("the handler's packaging", () => {
             await handler("not an event");
         } finally {
             console.log = log;
+            process.env = saved;
         }
-        const [warning, malformed] = lines.map((line) => JSON.parse(line));
-        assert.strictEqual(warning.event, "interruption-warning");
-        assert.strictEqual(warning.instance, "i-0123456789abcdef0");
-        assert.strictEqual(warning.stack, "spot-availability/dev");
-        assert.strictEqual(malformed.event, "ignored");
+        const [foreign, malformed] = lines.map((line) => JSON.parse(line));
+        assert.deepStrictEqual([foreign.event, foreign.instance, foreign.result, foreign.reason], ["interruption-warning", "i-0123456789abcdef0", "ignored", "not an instance of this stack"]);
+        assert.deepStrictEqual([malformed.event, malformed.result], ["ignored", "ignored"]);
+        // The archive's handler asked the emulator which instances carry this stack's tag.
+        const [describe] = emulator.proxy.callsTo("DescribeInstances");
+        assert.strictEqual(describe.params["Filter.1.Name"], "tag:spot-availability:stack");
+        assert.strictEqual(describe.params["Filter.1.Value.1"], "spot-availability/dev");
+        assert.deepStrictEqual(emulator.proxy.writeCalls(), []);
     });
 
     describe("its role's policy", () => {

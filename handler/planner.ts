@@ -1,0 +1,174 @@
+import { HandlerEvent } from "./events";
+import { Action, isLive, LaunchAttempt, Observation, ObservedInstance } from "./model";
+import { HandlerSettings } from "./settings";
+
+/**
+ * The handler's decisions, as a pure function of the event, what was observed and the stack's
+ * settings. No AWS here: every rule of the SPEC's handler table is testable on plain data.
+ */
+
+/** Instances that a live instance was launched to replace: their place is taken. */
+export function supersededIds(instances: ObservedInstance[]): Set<string> {
+    return new Set(instances.filter((i) => isLive(i) && i.replaces !== undefined && i.replaces !== i.id).map((i) => i.replaces as string));
+}
+
+/**
+ * Live instances per zone that hold a place: pending or running, not draining, not superseded
+ * by a replacement, and not the instances the event says are going away.
+ */
+export function countByZone(observation: Observation, settings: HandlerSettings, leaving: Set<string>): Record<string, number> {
+    const superseded = supersededIds(observation.instances);
+    const counts: Record<string, number> = Object.fromEntries(Object.keys(settings.subnetsByZone).map((zone) => [zone, 0]));
+    for (const instance of observation.instances) {
+        if (isLive(instance) && !superseded.has(instance.id) && !leaving.has(instance.id) && observation.targets?.[instance.id] !== "draining" && instance.zone in counts) {
+            counts[instance.zone] += 1;
+        }
+    }
+    return counts;
+}
+
+/** Zones in launch order: fewest instances first, ties to the lowest spot price, then by name. */
+export function chooseZones(counts: Record<string, number>, prices: Record<string, number> | undefined): string[] {
+    const price = (zone: string) => prices?.[zone] ?? Number.POSITIVE_INFINITY;
+    return Object.keys(counts).sort((a, b) => counts[a] - counts[b] || price(a) - price(b) || a.localeCompare(b));
+}
+
+/**
+ * Every pool to try, in order: each zone with each instance type on spot, then, when allowed,
+ * the same on demand. `avoid` (the pool AWS flagged) goes last among its zone's spot pools.
+ */
+export function launchAttempts(zones: string[], settings: HandlerSettings, options: { avoid?: { zone: string; instanceType: string }; spotOnly?: boolean } = {}): LaunchAttempt[] {
+    const typesFor = (zone: string) => {
+        const avoid = options.avoid;
+        if (avoid === undefined || avoid.zone !== zone || !settings.instanceTypes.includes(avoid.instanceType)) {
+            return settings.instanceTypes;
+        }
+        return [...settings.instanceTypes.filter((type) => type !== avoid.instanceType), avoid.instanceType];
+    };
+    const spot = zones.flatMap((zone) => typesFor(zone).map((instanceType): LaunchAttempt => ({ zone, instanceType, market: "spot" })));
+    if (options.spotOnly || !settings.onDemandFallback) {
+        return spot;
+    }
+    const onDemand = zones.flatMap((zone) => settings.instanceTypes.map((instanceType): LaunchAttempt => ({ zone, instanceType, market: "on-demand" })));
+    return [...spot, ...onDemand];
+}
+
+function replacementFor(instance: ObservedInstance, observation: Observation, settings: HandlerSettings, eventId: string, reason: string, avoidPool: boolean): Action {
+    const zones = chooseZones(countByZone(observation, settings, new Set([instance.id])), observation.prices);
+    return {
+        kind: "launch",
+        attempts: launchAttempts(zones, settings, avoidPool ? { avoid: { zone: instance.zone, instanceType: instance.instanceType } } : {}),
+        replaces: instance.id,
+        idempotencyKey: `${eventId}/replace/${instance.id}`,
+        reason,
+    };
+}
+
+/**
+ * Reconcile: register what runs unregistered, retire what a healthy replacement superseded, refill
+ * zones below their count, swap on-demand fallbacks back to spot, and terminate handler-launched
+ * extras (never the instances Pulumi declared).
+ */
+export function reconcile(observation: Observation, settings: HandlerSettings, eventId: string, leaving: Set<string> = new Set()): Action[] {
+    const actions: Action[] = [];
+    const live = observation.instances.filter((i) => isLive(i) && !leaving.has(i.id));
+    const superseded = supersededIds(observation.instances);
+    const targets = observation.targets ?? {};
+
+    for (const instance of live) {
+        if (instance.state === "running" && !superseded.has(instance.id) && targets[instance.id] === undefined) {
+            actions.push({ kind: "register", instanceId: instance.id, reason: "running but not registered" });
+        }
+    }
+
+    for (const old of live.filter((i) => superseded.has(i.id))) {
+        const replacement = live.find((i) => i.replaces === old.id);
+        if (replacement !== undefined && targets[replacement.id] === "healthy") {
+            if (targets[old.id] !== undefined && targets[old.id] !== "draining") {
+                actions.push({ kind: "drain", instanceId: old.id, reason: `replacement ${replacement.id} is healthy` });
+            }
+            actions.push({ kind: "terminate", instanceId: old.id, reason: `replacement ${replacement.id} is healthy` });
+        }
+    }
+
+    const counts = countByZone(observation, settings, leaving);
+    const deficit = Object.values(counts).reduce((sum, count) => sum + Math.max(0, settings.instancesPerZone - count), 0);
+    for (let slot = 0; slot < deficit; slot++) {
+        const zones = chooseZones(counts, observation.prices);
+        actions.push({
+            kind: "launch",
+            attempts: launchAttempts(zones, settings),
+            idempotencyKey: `${eventId}/refill/${slot}`,
+            reason: `${zones[0]} has ${counts[zones[0]]} of ${settings.instancesPerZone}`,
+        });
+        counts[zones[0]] += 1;
+    }
+    if (deficit > 0) {
+        // Capacity first: swaps and trims wait until every zone holds its count.
+        return actions;
+    }
+
+    for (const fallback of live.filter((i) => i.market === "on-demand" && i.launchedBy === "handler" && !superseded.has(i.id))) {
+        actions.push({
+            kind: "launch",
+            attempts: launchAttempts([fallback.zone], settings, { spotOnly: true }),
+            replaces: fallback.id,
+            idempotencyKey: `${eventId}/to-spot/${fallback.id}`,
+            reason: `on-demand fallback ${fallback.id} back to spot`,
+        });
+    }
+
+    for (const [zone, count] of Object.entries(counts)) {
+        const extras = live
+            .filter((i) => i.zone === zone && i.launchedBy === "handler" && !superseded.has(i.id) && targets[i.id] !== "draining")
+            // On-demand first (it costs most), then the newest.
+            .sort((a, b) => Number(b.market === "on-demand") - Number(a.market === "on-demand") || b.launchTime - a.launchTime)
+            .slice(0, Math.max(0, count - settings.instancesPerZone));
+        for (const extra of extras) {
+            if (targets[extra.id] !== undefined) {
+                actions.push({ kind: "drain", instanceId: extra.id, reason: `${zone} holds ${count} of ${settings.instancesPerZone}` });
+            }
+            actions.push({ kind: "terminate", instanceId: extra.id, reason: `${zone} holds ${count} of ${settings.instancesPerZone}` });
+        }
+    }
+    return actions;
+}
+
+/** The actions for one event. Drains come first: a doomed instance leaves rotation at once. */
+export function plan(event: HandlerEvent, observation: Observation, settings: HandlerSettings): Action[] {
+    if (event.kind === "ignored") {
+        return [];
+    }
+    if (event.kind === "schedule") {
+        return reconcile(observation, settings, event.id);
+    }
+    const instance = observation.instances.find((i) => i.id === event.instanceId);
+    if (instance === undefined) {
+        // Not this stack's: every event of the account arrives here.
+        return [];
+    }
+    const superseded = supersededIds(observation.instances).has(instance.id);
+    switch (event.kind) {
+        case "interruption-warning": {
+            const drain: Action = { kind: "drain", instanceId: instance.id, reason: "interruption warning" };
+            return superseded ? [drain] : [drain, replacementFor(instance, observation, settings, event.id, "interruption warning", false)];
+        }
+        case "rebalance-recommendation":
+            if (!settings.replaceOnRebalance || superseded || !isLive(instance)) {
+                return [];
+            }
+            // The old instance keeps serving until the replacement is healthy; reconcile retires it.
+            return [replacementFor(instance, observation, settings, event.id, "rebalance recommendation", true)];
+        case "state-change":
+            if (event.state === "running") {
+                return reconcile(observation, settings, event.id).filter((action) => action.kind === "register" && action.instanceId === instance.id);
+            }
+            if (event.state === "pending") {
+                return [];
+            }
+            return [
+                ...(observation.targets?.[instance.id] !== undefined ? [{ kind: "drain" as const, instanceId: instance.id, reason: `instance ${event.state}` }] : []),
+                ...reconcile(observation, settings, event.id, new Set([instance.id])),
+            ];
+    }
+}

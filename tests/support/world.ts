@@ -1,0 +1,180 @@
+import {
+    CreateLaunchTemplateCommand,
+    CreateSecurityGroupCommand,
+    CreateSubnetCommand,
+    CreateVpcCommand,
+    DescribeInstancesCommand,
+    EC2Client,
+    Instance,
+    RunInstancesCommand,
+} from "@aws-sdk/client-ec2";
+import { CreateTargetGroupCommand, DescribeTargetHealthCommand, ElasticLoadBalancingV2Client, RegisterTargetsCommand } from "@aws-sdk/client-elastic-load-balancing-v2";
+import { createClients } from "../../handler/aws";
+import { createHandler } from "../../handler";
+import { HandlerSettings } from "../../handler/settings";
+import { instanceTags, TAG } from "../../handler/tags";
+import { CREDENTIALS, Emulator } from "./emulator";
+
+/**
+ * A stack as `pulumi up` leaves it, built in moto with real SDK calls: VPC, one subnet per zone,
+ * security group, launch template, target group, and `instancesPerZone` spot instances per zone
+ * tagged `launched-by: pulumi` and registered. Plus the handler, wired to it through the proxy.
+ */
+
+export const REGION = "us-east-2";
+export const STACK = "spot-availability/test";
+
+export interface WorldOptions {
+    zones?: string[];
+    instancesPerZone?: number;
+    settings?: Partial<HandlerSettings>;
+}
+
+export interface World {
+    settings: HandlerSettings;
+    /** Clients straight to moto, for setting up and asserting without being recorded. */
+    ec2: EC2Client;
+    elb: ElasticLoadBalancingV2Client;
+    /** Logical name (`Prometheus-B`) → instance id of the instances "Pulumi" declared. */
+    declared: Record<string, string>;
+    handle: (event: unknown) => Promise<void>;
+    logs: Record<string, any>[];
+    /** Owned instances by state. */
+    instances(states?: string[]): Promise<Instance[]>;
+    registeredTargets(): Promise<Record<string, string>>;
+}
+
+export function tag(instance: Instance, key: string): string | undefined {
+    return instance.Tags?.find((t) => t.Key === key)?.Value;
+}
+
+export async function buildWorld(emulator: Emulator, options: WorldOptions = {}): Promise<World> {
+    const zones = options.zones ?? ["us-east-2a", "us-east-2b", "us-east-2c"];
+    const perZone = options.instancesPerZone ?? 1;
+    const direct = { region: REGION, endpoint: emulator.motoEndpoint, credentials: CREDENTIALS };
+    const ec2 = new EC2Client(direct);
+    const elb = new ElasticLoadBalancingV2Client(direct);
+
+    const vpcId = (await ec2.send(new CreateVpcCommand({ CidrBlock: "10.0.0.0/16" }))).Vpc?.VpcId as string;
+    const subnetsByZone: Record<string, string> = {};
+    for (const [index, zone] of zones.entries()) {
+        const subnet = await ec2.send(new CreateSubnetCommand({ VpcId: vpcId, AvailabilityZone: zone, CidrBlock: `10.0.${index * 4}.0/22` }));
+        subnetsByZone[zone] = subnet.Subnet?.SubnetId as string;
+    }
+    emulator.proxy.subnetZones = Object.fromEntries(Object.entries(subnetsByZone).map(([zone, id]) => [id, zone]));
+    const groupId = (await ec2.send(new CreateSecurityGroupCommand({ GroupName: "instances", Description: "instances", VpcId: vpcId }))).GroupId as string;
+    const template = await ec2.send(new CreateLaunchTemplateCommand({
+        LaunchTemplateName: "spot-instances",
+        LaunchTemplateData: {
+            ImageId: "ami-12c6146b",
+            InstanceType: "t3.micro",
+            SecurityGroupIds: [groupId],
+            MetadataOptions: { HttpTokens: "required", HttpEndpoint: "enabled" },
+        },
+    }));
+    const targetGroupArn = (await elb.send(new CreateTargetGroupCommand({ Name: "spot-lb", Protocol: "HTTP", Port: 80, VpcId: vpcId, TargetType: "instance" })))
+        .TargetGroups?.[0].TargetGroupArn as string;
+
+    const settings: HandlerSettings = {
+        stack: STACK,
+        region: REGION,
+        instanceName: "Prometheus",
+        instanceTypes: ["t3.micro", "t3a.micro", "t2.micro"],
+        instancesPerZone: perZone,
+        subnetsByZone,
+        launchTemplateId: template.LaunchTemplate?.LaunchTemplateId as string,
+        launchTemplateVersion: "$Default",
+        targetGroupArn,
+        spotProductDescription: "Linux/UNIX",
+        onDemandFallback: true,
+        replaceOnRebalance: true,
+        ...options.settings,
+    };
+
+    const declared: Record<string, string> = {};
+    for (const zone of zones) {
+        for (let ordinal = 1; ordinal <= perZone; ordinal++) {
+            const tags = instanceTags({ instanceName: settings.instanceName, stack: STACK, zone, region: REGION, launchedBy: "pulumi" });
+            const launched = await ec2.send(new RunInstancesCommand({
+                MinCount: 1,
+                MaxCount: 1,
+                LaunchTemplate: { LaunchTemplateId: settings.launchTemplateId, Version: "$Default" },
+                SubnetId: subnetsByZone[zone],
+                InstanceMarketOptions: { MarketType: "spot" },
+                TagSpecifications: [{ ResourceType: "instance", Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }],
+            }));
+            const id = launched.Instances?.[0].InstanceId as string;
+            declared[ordinal === 1 ? tags.Name : `${tags.Name}-${ordinal}`] = id;
+            await elb.send(new RegisterTargetsCommand({ TargetGroupArn: targetGroupArn, Targets: [{ Id: id }] }));
+        }
+    }
+
+    const logs: Record<string, any>[] = [];
+    const handle = createHandler(settings, {
+        clients: createClients(REGION, { endpoint: emulator.endpoint, credentials: CREDENTIALS }),
+        log: (line) => logs.push(JSON.parse(line)),
+    });
+    emulator.proxy.calls.length = 0;
+
+    return {
+        settings,
+        ec2,
+        elb,
+        declared,
+        handle,
+        logs,
+        instances: async (states = ["pending", "running"]) => {
+            const result = await ec2.send(new DescribeInstancesCommand({
+                Filters: [{ Name: `tag:${TAG.stack}`, Values: [STACK] }, { Name: "instance-state-name", Values: states }],
+            }));
+            return (result.Reservations ?? []).flatMap((r) => r.Instances ?? []);
+        },
+        registeredTargets: async () => {
+            const result = await elb.send(new DescribeTargetHealthCommand({ TargetGroupArn: targetGroupArn }));
+            return Object.fromEntries((result.TargetHealthDescriptions ?? []).map((d) => [d.Target?.Id as string, d.TargetHealth?.State as string]));
+        },
+    };
+}
+
+let sequence = 0;
+
+/** An EventBridge event as AWS delivers it. */
+export function ec2Event(detailType: string, detail: Record<string, unknown>, id = `event-${++sequence}-${Date.now()}`) {
+    return {
+        version: "0",
+        id,
+        "detail-type": detailType,
+        source: "aws.ec2",
+        account: "123456789012",
+        time: new Date().toISOString(),
+        region: REGION,
+        resources: typeof detail["instance-id"] === "string" ? [`arn:aws:ec2:${REGION}:123456789012:instance/${detail["instance-id"]}`] : [],
+        detail,
+    };
+}
+
+export function interruptionWarning(instanceId: string, id?: string) {
+    return ec2Event("EC2 Spot Instance Interruption Warning", { "instance-id": instanceId, "instance-action": "terminate" }, id);
+}
+
+export function rebalanceRecommendation(instanceId: string, id?: string) {
+    return ec2Event("EC2 Instance Rebalance Recommendation", { "instance-id": instanceId }, id);
+}
+
+export function stateChange(instanceId: string, state: string, id?: string) {
+    return ec2Event("EC2 Instance State-change Notification", { "instance-id": instanceId, state }, id);
+}
+
+export function scheduledEvent(id = `schedule-${++sequence}-${Date.now()}`) {
+    return {
+        version: "0",
+        id,
+        "detail-type": "Scheduled Event",
+        source: "aws.events",
+        account: "123456789012",
+        time: new Date().toISOString(),
+        region: REGION,
+        resources: ["arn:aws:events:us-east-2:123456789012:rule/spot-handler-reconcile"],
+        detail: {},
+    };
+}
