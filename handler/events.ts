@@ -46,8 +46,8 @@ export function parseEvent(event: unknown): HandlerEvent {
     if (typeof id !== "string" || id === "") {
         return ignored("event has no id");
     }
-    if (typeof time !== "string") {
-        return ignored("event has no time");
+    if (typeof time !== "string" || Number.isNaN(Date.parse(time))) {
+        return ignored("event has no valid time");
     }
     if (typeof detailType !== "string") {
         return ignored("event has no detail-type");

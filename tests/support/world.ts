@@ -42,6 +42,8 @@ export interface World {
     /** Owned instances by state. */
     instances(states?: string[]): Promise<Instance[]>;
     registeredTargets(): Promise<Record<string, string>>;
+    /** Launches an instance of this stack behind the handler's back, as a lost or stray launch would leave it. */
+    launchOwned(zone: string, launchedBy: "pulumi" | "handler", market?: "spot" | "on-demand"): Promise<string>;
 }
 
 export function tag(instance: Instance, key: string): string | undefined {
@@ -91,21 +93,25 @@ export async function buildWorld(emulator: Emulator, options: WorldOptions = {})
         ...options.settings,
     };
 
+    const launchOwned = async (zone: string, launchedBy: "pulumi" | "handler", market: "spot" | "on-demand" = "spot") => {
+        const tags = instanceTags({ instanceName: settings.instanceName, stack: STACK, zone, region: REGION, launchedBy });
+        const launched = await ec2.send(new RunInstancesCommand({
+            MinCount: 1,
+            MaxCount: 1,
+            LaunchTemplate: { LaunchTemplateId: settings.launchTemplateId, Version: "$Default" },
+            SubnetId: subnetsByZone[zone],
+            ...(market === "spot" ? { InstanceMarketOptions: { MarketType: "spot" } } : {}),
+            TagSpecifications: [{ ResourceType: "instance", Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }],
+        }));
+        const id = launched.Instances?.[0].InstanceId as string;
+        await elb.send(new RegisterTargetsCommand({ TargetGroupArn: targetGroupArn, Targets: [{ Id: id }] }));
+        return id;
+    };
     const declared: Record<string, string> = {};
     for (const zone of zones) {
         for (let ordinal = 1; ordinal <= perZone; ordinal++) {
-            const tags = instanceTags({ instanceName: settings.instanceName, stack: STACK, zone, region: REGION, launchedBy: "pulumi" });
-            const launched = await ec2.send(new RunInstancesCommand({
-                MinCount: 1,
-                MaxCount: 1,
-                LaunchTemplate: { LaunchTemplateId: settings.launchTemplateId, Version: "$Default" },
-                SubnetId: subnetsByZone[zone],
-                InstanceMarketOptions: { MarketType: "spot" },
-                TagSpecifications: [{ ResourceType: "instance", Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }],
-            }));
-            const id = launched.Instances?.[0].InstanceId as string;
-            declared[ordinal === 1 ? tags.Name : `${tags.Name}-${ordinal}`] = id;
-            await elb.send(new RegisterTargetsCommand({ TargetGroupArn: targetGroupArn, Targets: [{ Id: id }] }));
+            const name = instanceTags({ instanceName: settings.instanceName, stack: STACK, zone, region: REGION, launchedBy: "pulumi" }).Name;
+            declared[ordinal === 1 ? name : `${name}-${ordinal}`] = await launchOwned(zone, "pulumi");
         }
     }
 
@@ -129,6 +135,7 @@ export async function buildWorld(emulator: Emulator, options: WorldOptions = {})
             }));
             return (result.Reservations ?? []).flatMap((r) => r.Instances ?? []);
         },
+        launchOwned,
         registeredTargets: async () => {
             const result = await elb.send(new DescribeTargetHealthCommand({ TargetGroupArn: targetGroupArn }));
             return Object.fromEntries((result.TargetHealthDescriptions ?? []).map((d) => [d.Target?.Id as string, d.TargetHealth?.State as string]));

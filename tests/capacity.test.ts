@@ -1,0 +1,90 @@
+import * as assert from "assert";
+import { TAG } from "../handler/tags";
+import { Emulator, useEmulator } from "./support/emulator";
+import { buildWorld, interruptionWarning, tag, World } from "./support/world";
+
+/** When a pool has no capacity: next type, then next zone, then on-demand; else fail loudly. */
+
+describe("a replacement when capacity is short", () => {
+    let emulator: Emulator;
+    before(async () => {
+        emulator = await useEmulator();
+    });
+
+    async function world(onDemandFallback = true): Promise<World> {
+        await emulator.reset();
+        return buildWorld(emulator, { settings: { onDemandFallback } });
+    }
+
+    async function replacement(world: World) {
+        const launched = (await world.instances()).filter((i) => tag(i, TAG.launchedBy) === "handler");
+        assert.strictEqual(launched.length, 1, "exactly one replacement");
+        return launched[0];
+    }
+
+    it("takes the next instance type when the first has no spot capacity in the zone", async () => {
+        const w = await world();
+        emulator.proxy.capacityFaults = [{ zone: "us-east-2b", instanceType: "t3.micro", code: "InsufficientInstanceCapacity" }];
+        await w.handle(interruptionWarning(w.declared["Prometheus-B"]));
+        const instance = await replacement(w);
+        assert.strictEqual(instance.Placement?.AvailabilityZone, "us-east-2b");
+        assert.strictEqual(instance.InstanceType, "t3a.micro");
+        assert.strictEqual(instance.InstanceLifecycle, "spot");
+        // A capacity error moves on at once: the SDK does not retry it.
+        assert.strictEqual(emulator.proxy.callsTo("RunInstances").length, 2);
+    });
+
+    it("takes another zone when no type has capacity in the zone", async () => {
+        const w = await world();
+        emulator.proxy.capacityFaults = [{ zone: "us-east-2b", code: "InsufficientInstanceCapacity" }];
+        await w.handle(interruptionWarning(w.declared["Prometheus-B"]));
+        const instance = await replacement(w);
+        assert.notStrictEqual(instance.Placement?.AvailabilityZone, "us-east-2b");
+        assert.strictEqual(instance.InstanceType, "t3.micro");
+        assert.strictEqual(tag(instance, "Name"), `Prometheus-${instance.Placement?.AvailabilityZone?.slice(-1).toUpperCase()}`);
+        assert.strictEqual(instance.InstanceLifecycle, "spot");
+    });
+
+    it("falls back to on-demand in the zone when no spot pool anywhere has capacity", async () => {
+        const w = await world();
+        emulator.proxy.capacityFaults = [
+            { market: "spot", code: "InsufficientInstanceCapacity" },
+        ];
+        await w.handle(interruptionWarning(w.declared["Prometheus-B"]));
+        const instance = await replacement(w);
+        assert.strictEqual(instance.Placement?.AvailabilityZone, "us-east-2b");
+        assert.strictEqual(instance.InstanceLifecycle, undefined, "on-demand");
+        assert.strictEqual(emulator.proxy.callsTo("RunInstances").length, 3 * 3 + 1, "every spot pool, then on-demand");
+    });
+
+    it("fails, naming the zones and types it tried, when nothing has capacity and on-demand is off", async () => {
+        const w = await world(false);
+        emulator.proxy.capacityFaults = [
+            { zone: "us-east-2b", instanceType: "t3.micro", code: "SpotMaxPriceTooLow" },
+            { code: "InsufficientInstanceCapacity" },
+        ];
+        await assert.rejects(
+            w.handle(interruptionWarning(w.declared["Prometheus-B"])),
+            (error: Error) => {
+                assert.strictEqual(error.name, "CapacityError");
+                assert.match(error.message, /tried zones us-east-2b, us-east-2a, us-east-2c and types t3.micro, t3a.micro, t2.micro/);
+                assert.match(error.message, /us-east-2b\/t3.micro\/spot: SpotMaxPriceTooLow/);
+                return true;
+            },
+        );
+        assert.strictEqual((await w.instances()).filter((i) => tag(i, TAG.launchedBy) === "handler").length, 0);
+        assert.ok(!emulator.proxy.callsTo("RunInstances").some((call) => call.params["InstanceMarketOptions.MarketType"] === undefined), "never on-demand");
+        const [drain] = emulator.proxy.callsTo("DeregisterTargets");
+        assert.ok(drain, "the doomed instance was still drained");
+    });
+
+    it("rides out a throttled DescribeInstances through the SDK's retries", async () => {
+        const w = await world();
+        emulator.proxy.throttles = { DescribeInstances: 2 };
+        await w.handle(interruptionWarning(w.declared["Prometheus-B"]));
+        const describes = emulator.proxy.callsTo("DescribeInstances");
+        assert.deepStrictEqual(describes.slice(0, 3).map((call) => call.injected), ["RequestLimitExceeded", "RequestLimitExceeded", undefined]);
+        const instance = await replacement(w);
+        assert.strictEqual(instance.Placement?.AvailabilityZone, "us-east-2b");
+    });
+});

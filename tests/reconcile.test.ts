@@ -1,0 +1,76 @@
+import * as assert from "assert";
+import { TerminateInstancesCommand } from "@aws-sdk/client-ec2";
+import { TAG } from "../handler/tags";
+import { Emulator, useEmulator } from "./support/emulator";
+import { buildWorld, interruptionWarning, scheduledEvent, stateChange, tag, World } from "./support/world";
+
+/** The schedule puts every zone back to its count, and trims only what the handler launched. */
+
+describe("the reconcile schedule", () => {
+    let emulator: Emulator;
+    let world: World;
+    before(async () => {
+        emulator = await useEmulator();
+    });
+    beforeEach(async () => {
+        await emulator.reset();
+        world = await buildWorld(emulator);
+    });
+
+    const zonesOf = async () => (await world.instances()).map((i) => i.Placement?.AvailabilityZone).sort();
+
+    it("refills a zone that a lost launch left empty", async () => {
+        await world.ec2.send(new TerminateInstancesCommand({ InstanceIds: [world.declared["Prometheus-A"]] }));
+        await world.handle(scheduledEvent());
+        assert.deepStrictEqual(await zonesOf(), ["us-east-2a", "us-east-2b", "us-east-2c"]);
+        const [refill] = (await world.instances()).filter((i) => tag(i, TAG.launchedBy) === "handler");
+        assert.strictEqual(tag(refill, "Name"), "Prometheus-A");
+        assert.strictEqual(tag(refill, TAG.replaces), undefined);
+        assert.ok((refill.InstanceId as string) in (await world.registeredTargets()));
+    });
+
+    it("refills a zone when an instance's terminated event arrives", async () => {
+        const lost = world.declared["Prometheus-C"];
+        await world.ec2.send(new TerminateInstancesCommand({ InstanceIds: [lost] }));
+        await world.handle(stateChange(lost, "terminated"));
+        assert.deepStrictEqual(await zonesOf(), ["us-east-2a", "us-east-2b", "us-east-2c"]);
+    });
+
+    it("terminates extras the handler launched, never the instances Pulumi declared", async () => {
+        const handlerExtra = await world.launchOwned("us-east-2c", "handler");
+        const pulumiExtra = await world.launchOwned("us-east-2a", "pulumi");
+        await world.handle(scheduledEvent());
+        const live = (await world.instances()).map((i) => i.InstanceId);
+        assert.ok(!live.includes(handlerExtra), "the handler's extra is gone");
+        assert.ok(live.includes(pulumiExtra), "Pulumi's extra stays: it is Pulumi's to remove");
+        for (const id of Object.values(world.declared)) {
+            assert.ok(live.includes(id));
+        }
+        assert.deepStrictEqual(emulator.proxy.callsTo("TerminateInstances").map((call) => call.params["InstanceId.1"]), [handlerExtra]);
+    });
+
+    it("swaps an on-demand fallback back to spot once spot has capacity, then retires it when the spot one is healthy", async () => {
+        emulator.proxy.capacityFaults = [{ market: "spot", code: "InsufficientInstanceCapacity" }];
+        await world.handle(interruptionWarning(world.declared["Prometheus-B"]));
+        await world.ec2.send(new TerminateInstancesCommand({ InstanceIds: [world.declared["Prometheus-B"]] }));
+        const [fallback] = (await world.instances()).filter((i) => tag(i, TAG.launchedBy) === "handler");
+        assert.strictEqual(fallback.InstanceLifecycle, undefined);
+
+        emulator.proxy.capacityFaults = [];
+        await world.handle(scheduledEvent());
+        const spot = (await world.instances()).find((i) => tag(i, TAG.replaces) === fallback.InstanceId);
+        assert.ok(spot, "a spot instance replaces the fallback");
+        assert.strictEqual(spot.InstanceLifecycle, "spot");
+        assert.strictEqual(spot.Placement?.AvailabilityZone, "us-east-2b");
+
+        await world.handle(scheduledEvent());
+        const live = (await world.instances()).map((i) => i.InstanceId);
+        assert.ok(!live.includes(fallback.InstanceId), "the on-demand fallback is retired");
+        assert.deepStrictEqual(await zonesOf(), ["us-east-2a", "us-east-2b", "us-east-2c"]);
+    });
+
+    it("does nothing when every zone holds its count", async () => {
+        await world.handle(scheduledEvent());
+        assert.deepStrictEqual(emulator.proxy.writeCalls(), []);
+    });
+});

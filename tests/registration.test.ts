@@ -1,0 +1,44 @@
+import * as assert from "assert";
+import { TAG } from "../handler/tags";
+import { Emulator, useEmulator } from "./support/emulator";
+import { buildWorld, interruptionWarning, scheduledEvent, stateChange, tag, World } from "./support/world";
+
+/** A replacement whose registration failed is registered later, by the running event or the schedule. */
+
+describe("a replacement whose RegisterTargets failed", () => {
+    let emulator: Emulator;
+    let world: World;
+    let replacementId: string;
+    before(async () => {
+        emulator = await useEmulator();
+    });
+    beforeEach(async () => {
+        await emulator.reset();
+        world = await buildWorld(emulator);
+        emulator.proxy.failingRegistrations = 1;
+        await world.handle(interruptionWarning(world.declared["Prometheus-B"]));
+        const [replacement] = (await world.instances()).filter((i) => tag(i, TAG.launchedBy) === "handler");
+        replacementId = replacement.InstanceId as string;
+        assert.ok(!(replacementId in (await world.registeredTargets())), "not registered after the failure");
+        assert.strictEqual(world.logs.find((line) => line.action === "register")?.result, "failed");
+    });
+
+    it("is registered by its running state-change event", async () => {
+        await world.handle(stateChange(replacementId, "running"));
+        assert.ok(replacementId in (await world.registeredTargets()));
+        assert.strictEqual(emulator.proxy.callsTo("RunInstances").length, 1, "no second launch");
+    });
+
+    it("is registered by the schedule", async () => {
+        await world.handle(scheduledEvent());
+        assert.ok(replacementId in (await world.registeredTargets()));
+    });
+
+    it("is not registered twice", async () => {
+        await world.handle(stateChange(replacementId, "running"));
+        const before = emulator.proxy.callsTo("RegisterTargets").length;
+        await world.handle(stateChange(replacementId, "running"));
+        await world.handle(scheduledEvent());
+        assert.strictEqual(emulator.proxy.callsTo("RegisterTargets").length, before);
+    });
+});
