@@ -66,8 +66,8 @@ function replacementFor(instance: ObservedInstance, observation: Observation, se
 
 /**
  * Reconcile: register what runs unregistered, retire what a healthy replacement superseded, refill
- * zones below their count, swap on-demand fallbacks back to spot, and terminate handler-launched
- * extras (never the instances Pulumi declared).
+ * zones below their count, terminate handler-launched extras (never the instances Pulumi
+ * declared), and swap the on-demand fallbacks that remain back to spot.
  */
 export function reconcile(observation: Observation, settings: HandlerSettings, eventId: string, leaving: Set<string> = new Set()): Action[] {
     const actions: Action[] = [];
@@ -108,16 +108,7 @@ export function reconcile(observation: Observation, settings: HandlerSettings, e
         return actions;
     }
 
-    for (const fallback of live.filter((i) => i.market === "on-demand" && i.launchedBy === "handler" && !superseded.has(i.id))) {
-        actions.push({
-            kind: "launch",
-            attempts: launchAttempts([fallback.zone], settings, { spotOnly: true }),
-            replaces: fallback.id,
-            idempotencyKey: `${eventId}/to-spot/${fallback.id}`,
-            reason: `on-demand fallback ${fallback.id} back to spot`,
-        });
-    }
-
+    const trimmed = new Set<string>();
     for (const [zone, count] of Object.entries(counts)) {
         const extras = live
             .filter((i) => i.zone === zone && i.launchedBy === "handler" && !superseded.has(i.id) && targets[i.id] !== "draining")
@@ -125,11 +116,22 @@ export function reconcile(observation: Observation, settings: HandlerSettings, e
             .sort((a, b) => Number(b.market === "on-demand") - Number(a.market === "on-demand") || b.launchTime - a.launchTime)
             .slice(0, Math.max(0, count - settings.instancesPerZone));
         for (const extra of extras) {
+            trimmed.add(extra.id);
             if (targets[extra.id] !== undefined) {
                 actions.push({ kind: "drain", instanceId: extra.id, reason: `${zone} holds ${count} of ${settings.instancesPerZone}` });
             }
             actions.push({ kind: "terminate", instanceId: extra.id, reason: `${zone} holds ${count} of ${settings.instancesPerZone}` });
         }
+    }
+
+    for (const fallback of live.filter((i) => i.market === "on-demand" && i.launchedBy === "handler" && !superseded.has(i.id) && !trimmed.has(i.id))) {
+        actions.push({
+            kind: "launch",
+            attempts: launchAttempts([fallback.zone], settings, { spotOnly: true }),
+            replaces: fallback.id,
+            idempotencyKey: `${eventId}/to-spot/${fallback.id}`,
+            reason: `on-demand fallback ${fallback.id} back to spot`,
+        });
     }
     return actions;
 }
