@@ -25,6 +25,8 @@ export const REGION = "us-east-2";
 export const STACK = "spot-availability/test";
 
 export interface WorldOptions {
+    /** us-east-2 unless set: moto knows only its zones a to c; us-east-1 has a to f. */
+    region?: string;
     zones?: string[];
     instancesPerZone?: number;
     settings?: Partial<HandlerSettings>;
@@ -51,9 +53,10 @@ export function tag(instance: Instance, key: string): string | undefined {
 }
 
 export async function buildWorld(emulator: Emulator, options: WorldOptions = {}): Promise<World> {
-    const zones = options.zones ?? ["us-east-2a", "us-east-2b", "us-east-2c"];
+    const region = options.region ?? REGION;
+    const zones = options.zones ?? ["a", "b", "c"].map((letter) => `${region}${letter}`);
     const perZone = options.instancesPerZone ?? 1;
-    const direct = { region: REGION, endpoint: emulator.motoEndpoint, credentials: CREDENTIALS };
+    const direct = { region, endpoint: emulator.motoEndpoint, credentials: CREDENTIALS };
     const ec2 = new EC2Client(direct);
     const elb = new ElasticLoadBalancingV2Client(direct);
 
@@ -79,7 +82,7 @@ export async function buildWorld(emulator: Emulator, options: WorldOptions = {})
 
     const settings: HandlerSettings = {
         stack: STACK,
-        region: REGION,
+        region,
         instanceName: "Prometheus",
         instanceTypes: ["t3.micro", "t3a.micro", "t2.micro"],
         instancesPerZone: perZone,
@@ -94,7 +97,7 @@ export async function buildWorld(emulator: Emulator, options: WorldOptions = {})
     };
 
     const launchOwned = async (zone: string, launchedBy: "pulumi" | "handler", market: "spot" | "on-demand" = "spot") => {
-        const tags = instanceTags({ instanceName: settings.instanceName, stack: STACK, zone, region: REGION, launchedBy });
+        const tags = instanceTags({ instanceName: settings.instanceName, stack: STACK, zone, region, launchedBy });
         const launched = await ec2.send(new RunInstancesCommand({
             MinCount: 1,
             MaxCount: 1,
@@ -110,14 +113,14 @@ export async function buildWorld(emulator: Emulator, options: WorldOptions = {})
     const declared: Record<string, string> = {};
     for (const zone of zones) {
         for (let ordinal = 1; ordinal <= perZone; ordinal++) {
-            const name = instanceTags({ instanceName: settings.instanceName, stack: STACK, zone, region: REGION, launchedBy: "pulumi" }).Name;
+            const name = instanceTags({ instanceName: settings.instanceName, stack: STACK, zone, region, launchedBy: "pulumi" }).Name;
             declared[ordinal === 1 ? name : `${name}-${ordinal}`] = await launchOwned(zone, "pulumi");
         }
     }
 
     const logs: Record<string, any>[] = [];
     const handle = createHandler(settings, {
-        clients: createClients(REGION, { endpoint: emulator.endpoint, credentials: CREDENTIALS }),
+        clients: createClients(region, { endpoint: emulator.endpoint, credentials: CREDENTIALS }),
         log: (line) => logs.push(JSON.parse(line)),
     });
     emulator.proxy.calls.length = 0;

@@ -1,0 +1,153 @@
+import { execFile } from "child_process";
+import { promisify } from "util";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { TerminateInstancesCommand } from "@aws-sdk/client-ec2";
+import { TAG } from "../handler/tags";
+import { CREDENTIALS, Emulator, stopEmulator, useEmulator } from "../tests/support/emulator";
+import { ROOT, runProgram } from "../tests/support/program";
+import { buildWorld, interruptionWarning, scheduledEvent, stateChange, tag } from "../tests/support/world";
+
+/**
+ * `npm run bench`: the Lambda archive's size and cold load, and the handler's calls and latency
+ * against the emulator on loopback. Prints one JSON object as its last line.
+ */
+
+const RUNS = 20;
+
+function percentile(sorted: number[], p: number): number {
+    return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+const round = (ms: number) => Math.round(ms * 10) / 10;
+
+/** The archive `pulumi up` would upload: total bytes, and the folder it unpacks to. */
+async function archive(): Promise<{ bytes: number; dir: string }> {
+    const run = await runProgram();
+    const assets: Record<string, { text: Promise<string> }> = await run.one("aws:lambda/function:Function").inputs.code.assets;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "spot-bench-"));
+    let bytes = 0;
+    for (const [name, asset] of Object.entries(assets)) {
+        const text = await asset.text;
+        bytes += Buffer.byteLength(text);
+        fs.writeFileSync(path.join(dir, name), text);
+    }
+    // Lambda's runtime provides the SDK; the project's node_modules stands in for it.
+    fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"), "dir");
+    return { bytes, dir };
+}
+
+/**
+ * A fresh Node process requires the archive and serves its first event, as a cold Lambda would.
+ * Asynchronous: the fault proxy it talks to runs in this process.
+ */
+async function coldLoadMs(dir: string, emulator: Emulator): Promise<number> {
+    const script = `
+        const started = process.hrtime.bigint();
+        const { handler } = require(${JSON.stringify(path.join(dir, "__index.js"))});
+        handler(${JSON.stringify(interruptionWarning("i-0123456789abcdef0"))}).then(() => {
+            process.stdout.write("\\ncold-load-ms=" + Number(process.hrtime.bigint() - started) / 1e6);
+            // The SDK keeps connections alive; a Lambda container would be frozen here.
+            process.exit(0);
+        });`;
+    const { stdout } = await promisify(execFile)(process.execPath, ["-e", script], {
+        env: {
+            ...process.env,
+            AWS_ENDPOINT_URL: emulator.endpoint,
+            AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
+            AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
+            AWS_SDK_JS_SUPPRESS_NODEJS_VERSION_WARNING: "1",
+        },
+    });
+    // The handler's own log line shares stdout.
+    const measured = /cold-load-ms=([\d.]+)/.exec(stdout);
+    if (!measured) {
+        throw new Error(`cold load printed no measurement: ${stdout}`);
+    }
+    return Number(measured[1]);
+}
+
+async function warnings(emulator: Emulator): Promise<{ callsToLaunch: number; p50: number; p95: number }> {
+    const times: number[] = [];
+    let callsToLaunch = 0;
+    for (let run = 0; run < RUNS; run++) {
+        await emulator.reset();
+        const world = await buildWorld(emulator);
+        const started = performance.now();
+        await world.handle(interruptionWarning(world.declared["Prometheus-B"]));
+        times.push(performance.now() - started);
+        callsToLaunch = Math.max(callsToLaunch, emulator.proxy.calls.findIndex((call) => call.action === "RunInstances") + 1);
+    }
+    times.sort((a, b) => a - b);
+    return { callsToLaunch, p50: round(percentile(times, 50)), p95: round(percentile(times, 95)) };
+}
+
+/**
+ * 60 instances over 6 zones, 30 warnings at once. Lambda's reserved concurrency of 1 queues them,
+ * so they are served one after another; then AWS reclaims the 30, sends their terminated events,
+ * and the schedule reconciles.
+ */
+async function storm(emulator: Emulator) {
+    const zones = ["a", "b", "c", "d", "e", "f"].map((letter) => `us-east-1${letter}`);
+    await emulator.reset();
+    const world = await buildWorld(emulator, { region: "us-east-1", zones, instancesPerZone: 10 });
+    const everyone = Object.values(world.declared);
+    // Every other instance: five per zone.
+    const doomed = everyone.filter((_, index) => index % 2 === 0);
+    emulator.proxy.calls.length = 0;
+    const started = performance.now();
+    let invocations = 0;
+    const invoke = async (event: unknown) => {
+        invocations += 1;
+        await world.handle(event);
+    };
+    for (const id of doomed) {
+        await invoke(interruptionWarning(id));
+    }
+    await world.ec2.send(new TerminateInstancesCommand({ InstanceIds: doomed }));
+    for (const id of doomed) {
+        await invoke(stateChange(id, "terminated"));
+    }
+    await invoke(scheduledEvent());
+    const totalMs = performance.now() - started;
+
+    const live = await world.instances();
+    const perZone = zones.map((zone) => live.filter((i) => i.Placement?.AvailabilityZone === zone).length);
+    const replaced = live.map((i) => tag(i, TAG.replaces)).filter((id): id is string => id !== undefined);
+    return {
+        instances: everyone.length,
+        zones: zones.length,
+        warnings: doomed.length,
+        invocations,
+        awsCalls: emulator.proxy.calls.length,
+        totalMs: Math.round(totalMs),
+        perZone,
+        skew: Math.max(...perZone) - Math.min(...perZone),
+        duplicates: replaced.length - new Set(replaced).size,
+    };
+}
+
+async function main(): Promise<void> {
+    const emulator = await useEmulator();
+    try {
+        const { bytes, dir } = await archive();
+        const coldLoad = await coldLoadMs(dir, emulator);
+        const { callsToLaunch, p50, p95 } = await warnings(emulator);
+        const stormResult = await storm(emulator);
+        console.log(JSON.stringify({
+            archiveBytes: bytes,
+            coldLoadMs: round(coldLoad),
+            callsToLaunch,
+            warningMs: { p50, p95 },
+            storm: stormResult,
+        }));
+    } finally {
+        await stopEmulator();
+    }
+}
+
+main().catch((error) => {
+    console.error(error);
+    process.exit(1);
+});
