@@ -1,19 +1,16 @@
 import * as assert from "assert";
 import { TAG } from "../handler/tags";
-import { Emulator, useEmulator } from "./support/emulator";
-import { buildWorld, interruptionWarning, tag, World } from "./support/world";
+import { Emulator } from "./support/emulator";
+import { freshWorld, interruptionWarning, tag, World } from "./support/world";
 
 /** When a pool has no capacity: next type, then next zone, then on-demand; else fail loudly. */
 
 describe("a replacement when capacity is short", () => {
     let emulator: Emulator;
-    before(async () => {
-        emulator = await useEmulator();
-    });
-
     async function world(onDemandFallback = true): Promise<World> {
-        await emulator.reset();
-        return buildWorld(emulator, { settings: { onDemandFallback } });
+        const fresh = await freshWorld({ settings: { onDemandFallback } });
+        emulator = fresh.emulator;
+        return fresh.world;
     }
 
     async function replacement(world: World) {

@@ -1,6 +1,6 @@
 import * as assert from "assert";
-import { Emulator, useEmulator } from "./support/emulator";
-import { buildWorld, ec2Event, interruptionWarning, rebalanceRecommendation, scheduledEvent, stateChange, World } from "./support/world";
+import { Emulator } from "./support/emulator";
+import { freshWorld, ec2Event, interruptionWarning, rebalanceRecommendation, scheduledEvent, stateChange, World } from "./support/world";
 import { RunInstancesCommand } from "@aws-sdk/client-ec2";
 
 /** Every EC2 event of the account arrives: the handler writes only for its own instances, and never throws on junk. */
@@ -8,12 +8,8 @@ import { RunInstancesCommand } from "@aws-sdk/client-ec2";
 describe("events that are not the handler's business", () => {
     let emulator: Emulator;
     let world: World;
-    before(async () => {
-        emulator = await useEmulator();
-    });
     beforeEach(async () => {
-        await emulator.reset();
-        world = await buildWorld(emulator);
+        ({ emulator, world } = await freshWorld());
     });
 
     async function launchForeign(tags: { Key: string; Value: string }[]): Promise<string> {

@@ -1,19 +1,16 @@
 import * as assert from "assert";
 import { TAG } from "../handler/tags";
-import { Emulator, useEmulator } from "./support/emulator";
-import { buildWorld, rebalanceRecommendation, scheduledEvent, tag, World } from "./support/world";
+import { Emulator } from "./support/emulator";
+import { freshWorld, rebalanceRecommendation, scheduledEvent, tag, World } from "./support/world";
 
 /** A rebalance recommendation: the replacement first; the old instance goes only once it is healthy. */
 
 describe("a rebalance recommendation", () => {
     let emulator: Emulator;
-    before(async () => {
-        emulator = await useEmulator();
-    });
-
     async function world(replaceOnRebalance: boolean): Promise<World> {
-        await emulator.reset();
-        return buildWorld(emulator, { settings: { replaceOnRebalance } });
+        const fresh = await freshWorld({ settings: { replaceOnRebalance } });
+        emulator = fresh.emulator;
+        return fresh.world;
     }
 
     it("with replaceOnRebalance, launches the replacement in another pool and keeps the old one serving", async () => {

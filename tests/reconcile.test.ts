@@ -1,20 +1,16 @@
 import * as assert from "assert";
 import { TerminateInstancesCommand } from "@aws-sdk/client-ec2";
 import { TAG } from "../handler/tags";
-import { Emulator, useEmulator } from "./support/emulator";
-import { buildWorld, interruptionWarning, scheduledEvent, stateChange, tag, World } from "./support/world";
+import { Emulator } from "./support/emulator";
+import { freshWorld, interruptionWarning, scheduledEvent, stateChange, tag, World } from "./support/world";
 
 /** The schedule puts every zone back to its count, and trims only what the handler launched. */
 
 describe("the reconcile schedule", () => {
     let emulator: Emulator;
     let world: World;
-    before(async () => {
-        emulator = await useEmulator();
-    });
     beforeEach(async () => {
-        await emulator.reset();
-        world = await buildWorld(emulator);
+        ({ emulator, world } = await freshWorld());
     });
 
     const zonesOf = async () => (await world.instances()).map((i) => i.Placement?.AvailabilityZone).sort();

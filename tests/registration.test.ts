@@ -1,7 +1,7 @@
 import * as assert from "assert";
 import { TAG } from "../handler/tags";
-import { Emulator, useEmulator } from "./support/emulator";
-import { buildWorld, interruptionWarning, scheduledEvent, stateChange, tag, World } from "./support/world";
+import { Emulator } from "./support/emulator";
+import { freshWorld, interruptionWarning, scheduledEvent, stateChange, tag, World } from "./support/world";
 
 /** A replacement whose registration failed is registered later, by the running event or the schedule. */
 
@@ -9,12 +9,8 @@ describe("a replacement whose RegisterTargets failed", () => {
     let emulator: Emulator;
     let world: World;
     let replacementId: string;
-    before(async () => {
-        emulator = await useEmulator();
-    });
     beforeEach(async () => {
-        await emulator.reset();
-        world = await buildWorld(emulator);
+        ({ emulator, world } = await freshWorld());
         emulator.proxy.failingRegistrations = 1;
         await world.handle(interruptionWarning(world.declared["Prometheus-B"]));
         const [replacement] = (await world.instances()).filter((i) => tag(i, TAG.launchedBy) === "handler");

@@ -1,7 +1,7 @@
 import * as assert from "assert";
 import { TAG } from "../handler/tags";
-import { Emulator, useEmulator } from "./support/emulator";
-import { buildWorld, interruptionWarning, tag, World } from "./support/world";
+import { Emulator } from "./support/emulator";
+import { freshWorld, interruptionWarning, tag, World } from "./support/world";
 
 const handlerLaunched = async (world: World) => (await world.instances()).filter((i) => tag(i, TAG.launchedBy) === "handler");
 
@@ -10,12 +10,8 @@ const handlerLaunched = async (world: World) => (await world.instances()).filter
 describe("an interruption warning for zone B's instance", () => {
     let emulator: Emulator;
     let world: World;
-    before(async () => {
-        emulator = await useEmulator();
-    });
     beforeEach(async () => {
-        await emulator.reset();
-        world = await buildWorld(emulator);
+        ({ emulator, world } = await freshWorld());
     });
 
     it("drains it, then launches exactly one replacement in zone B, tagged, spot, from the template, registered", async () => {

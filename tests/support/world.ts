@@ -13,7 +13,7 @@ import { createClients } from "../../handler/aws";
 import { createHandler } from "../../handler";
 import { HandlerSettings } from "../../handler/settings";
 import { instanceTags, TAG } from "../../handler/tags";
-import { CREDENTIALS, Emulator } from "./emulator";
+import { CREDENTIALS, Emulator, useEmulator } from "./emulator";
 
 /**
  * A stack as `pulumi up` leaves it, built in moto with real SDK calls: VPC, one subnet per zone,
@@ -144,6 +144,13 @@ export async function buildWorld(emulator: Emulator, options: WorldOptions = {})
             return Object.fromEntries((result.TargetHealthDescriptions ?? []).map((d) => [d.Target?.Id as string, d.TargetHealth?.State as string]));
         },
     };
+}
+
+/** A world in a freshly reset emulator: every scenario starts from the same stack. */
+export async function freshWorld(options: WorldOptions = {}): Promise<{ emulator: Emulator; world: World }> {
+    const emulator = await useEmulator();
+    await emulator.reset();
+    return { emulator, world: await buildWorld(emulator, options) };
 }
 
 let sequence = 0;
