@@ -182,12 +182,16 @@ export interface ProgramRun {
     one(type: string, suffix?: string): DeclaredResource;
 }
 
+/** Creates a declared resource for real (in the emulator); undefined leaves it to the mock's stand-in. */
+export type Materializer = (type: string, name: string, inputs: Record<string, any>) => Promise<{ id: string; state: Record<string, any> } | undefined>;
+
 export interface RunOptions {
     /** `spot-availability:*` settings (and `aws:*`) over the dev stack's. */
     config?: Record<string, unknown>;
     /** Start from `Pulumi.<stack>.yaml` (default `dev`); null starts from the project defaults alone. */
     stack?: string | null;
     account?: Account;
+    materialize?: Materializer;
 }
 
 /** Runs the program; rejects with the program's error, and `resources` lists what was declared before it. */
@@ -195,8 +199,8 @@ export async function runProgram(options: RunOptions = {}, declared: DeclaredRes
     const account = options.account ?? DEFAULT_ACCOUNT;
     const stackName = options.stack === undefined ? "dev" : options.stack;
     await pulumi.runtime.setMocks({
-        newResource: (args: pulumi.runtime.MockResourceArgs) => {
-            const { id, state } = computedState(args.type, args.name, args.inputs);
+        newResource: async (args: pulumi.runtime.MockResourceArgs) => {
+            const { id, state } = (await options.materialize?.(args.type, args.name, args.inputs)) ?? computedState(args.type, args.name, args.inputs);
             const resource = { type: args.type, name: args.name, id, inputs: args.inputs, state: { ...args.inputs, ...state } };
             declared.push(resource);
             return { id, state: resource.state };

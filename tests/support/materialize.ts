@@ -1,0 +1,141 @@
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import {
+    CreateLaunchTemplateCommand,
+    CreateSecurityGroupCommand,
+    CreateSubnetCommand,
+    CreateVpcCommand,
+    EC2Client,
+    RunInstancesCommand,
+    _InstanceType,
+} from "@aws-sdk/client-ec2";
+import { CreateTargetGroupCommand, ElasticLoadBalancingV2Client, RegisterTargetsCommand } from "@aws-sdk/client-elastic-load-balancing-v2";
+import { AddRoleToInstanceProfileCommand, CreateInstanceProfileCommand, CreateRoleCommand, IAMClient } from "@aws-sdk/client-iam";
+import { CREDENTIALS, Emulator } from "./emulator";
+import { ACCOUNT_ID, Materializer, ProgramRun, REGION, ROOT } from "./program";
+
+/**
+ * Mocks that create the declared stack for real in moto: network, security group, instance role
+ * and profile, launch template, target group, the initial instances and their attachments. Every
+ * id and ARN the program bakes into the Lambda then exists in the emulator.
+ */
+
+const toTags = (tags: Record<string, string> | undefined) => Object.entries(tags ?? {}).map(([Key, Value]) => ({ Key, Value }));
+
+export function inMoto(emulator: Emulator): Materializer {
+    const connection = { region: REGION, endpoint: emulator.motoEndpoint, credentials: CREDENTIALS };
+    const ec2 = new EC2Client(connection);
+    const elb = new ElasticLoadBalancingV2Client(connection);
+    const iam = new IAMClient(connection);
+    const ec2Arn = (resource: string) => `arn:aws:ec2:${REGION}:${ACCOUNT_ID}:${resource}`;
+
+    return async (type, name, inputs) => {
+        switch (type) {
+            case "aws:ec2/vpc:Vpc": {
+                const vpc = await ec2.send(new CreateVpcCommand({ CidrBlock: inputs.cidrBlock }));
+                return { id: vpc.Vpc?.VpcId as string, state: {} };
+            }
+            case "aws:ec2/subnet:Subnet": {
+                const subnet = await ec2.send(new CreateSubnetCommand({ VpcId: inputs.vpcId, CidrBlock: inputs.cidrBlock, AvailabilityZone: inputs.availabilityZone }));
+                const id = subnet.Subnet?.SubnetId as string;
+                emulator.proxy.subnetZones[id] = inputs.availabilityZone;
+                return { id, state: { arn: ec2Arn(`subnet/${id}`) } };
+            }
+            case "aws:ec2/securityGroup:SecurityGroup": {
+                const group = await ec2.send(new CreateSecurityGroupCommand({ GroupName: name, Description: inputs.description, VpcId: inputs.vpcId }));
+                return { id: group.GroupId as string, state: { arn: ec2Arn(`security-group/${group.GroupId}`) } };
+            }
+            case "aws:iam/role:Role": {
+                const role = await iam.send(new CreateRoleCommand({ RoleName: name, AssumeRolePolicyDocument: inputs.assumeRolePolicy }));
+                return { id: name, state: { arn: role.Role?.Arn, name } };
+            }
+            case "aws:iam/instanceProfile:InstanceProfile": {
+                const profile = await iam.send(new CreateInstanceProfileCommand({ InstanceProfileName: name }));
+                await iam.send(new AddRoleToInstanceProfileCommand({ InstanceProfileName: name, RoleName: inputs.role }));
+                return { id: name, state: { arn: profile.InstanceProfile?.Arn, name } };
+            }
+            case "aws:ec2/launchTemplate:LaunchTemplate": {
+                const template = await ec2.send(new CreateLaunchTemplateCommand({
+                    LaunchTemplateName: name,
+                    LaunchTemplateData: {
+                        ImageId: inputs.imageId,
+                        InstanceType: inputs.instanceType as _InstanceType,
+                        KeyName: inputs.keyName,
+                        IamInstanceProfile: { Arn: inputs.iamInstanceProfile.arn },
+                        SecurityGroupIds: inputs.vpcSecurityGroupIds,
+                        UserData: inputs.userData,
+                        MetadataOptions: { HttpTokens: inputs.metadataOptions.httpTokens, HttpEndpoint: inputs.metadataOptions.httpEndpoint },
+                    },
+                }));
+                const id = template.LaunchTemplate?.LaunchTemplateId as string;
+                return { id, state: { arn: ec2Arn(`launch-template/${id}`), latestVersion: 1, defaultVersion: 1 } };
+            }
+            case "aws:lb/targetGroup:TargetGroup": {
+                const group = await elb.send(new CreateTargetGroupCommand({
+                    Name: name,
+                    Protocol: inputs.protocol,
+                    Port: inputs.port,
+                    VpcId: inputs.vpcId,
+                    TargetType: inputs.targetType,
+                    HealthCheckIntervalSeconds: inputs.healthCheck.interval,
+                    HealthyThresholdCount: inputs.healthCheck.healthyThreshold,
+                }));
+                const arn = group.TargetGroups?.[0].TargetGroupArn as string;
+                return { id: arn, state: { arn } };
+            }
+            case "aws:ec2/instance:Instance": {
+                const launched = await ec2.send(new RunInstancesCommand({
+                    MinCount: 1,
+                    MaxCount: 1,
+                    LaunchTemplate: { LaunchTemplateId: inputs.launchTemplate.id, Version: inputs.launchTemplate.version },
+                    InstanceType: inputs.instanceType as _InstanceType,
+                    SubnetId: inputs.subnetId,
+                    InstanceMarketOptions: { MarketType: inputs.instanceMarketOptions.marketType },
+                    TagSpecifications: [{ ResourceType: "instance", Tags: toTags(inputs.tags) }],
+                }));
+                const id = launched.Instances?.[0].InstanceId as string;
+                return { id, state: { arn: ec2Arn(`instance/${id}`) } };
+            }
+            case "aws:lb/targetGroupAttachment:TargetGroupAttachment":
+                await elb.send(new RegisterTargetsCommand({ TargetGroupArn: inputs.targetGroupArn, Targets: [{ Id: inputs.targetId, Port: inputs.port }] }));
+                return { id: `${inputs.targetGroupArn}-${inputs.targetId}`, state: {} };
+            default:
+                return undefined;
+        }
+    };
+}
+
+export type LambdaHandler = (event: unknown) => Promise<void>;
+
+/**
+ * The function's archive exactly as it would be uploaded, written out beside the packages the
+ * Lambda runtime provides, and loaded the way Lambda loads it (`__index.handler`), with the
+ * environment Lambda would give it: credentials, region, and here the emulator's endpoint.
+ */
+export async function loadLambda(run: ProgramRun, environment: Record<string, string>): Promise<{ handler: LambdaHandler; logs: Record<string, any>[] }> {
+    const assets: Record<string, { text: Promise<string> }> = await run.one("aws:lambda/function:Function").inputs.code.assets;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "spot-lambda-"));
+    for (const [file, asset] of Object.entries(assets)) {
+        fs.writeFileSync(path.join(dir, file), await asset.text);
+    }
+    fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"), "dir");
+
+    const logs: Record<string, any>[] = [];
+    // Lambda's environment while the module loads and whenever it runs; the test's own afterwards.
+    const inLambda = async <T>(work: () => T | Promise<T>): Promise<T> => {
+        const saved = { ...process.env };
+        const log = console.log;
+        Object.assign(process.env, environment);
+        console.log = (line: string) => logs.push(JSON.parse(line));
+        try {
+            return await work();
+        } finally {
+            process.env = saved;
+            console.log = log;
+        }
+    };
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const module: { handler: LambdaHandler } = await inLambda(() => require(path.join(dir, "__index.js")));
+    return { handler: (event) => inLambda(() => module.handler(event)), logs };
+}
