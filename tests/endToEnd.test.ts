@@ -1,9 +1,11 @@
 import * as assert from "assert";
 import { DescribeInstancesCommand, EC2Client, Instance } from "@aws-sdk/client-ec2";
 import { DescribeTargetHealthCommand, ElasticLoadBalancingV2Client } from "@aws-sdk/client-elastic-load-balancing-v2";
+import { CreateAccessKeyCommand, CreateUserCommand, IAMClient, PutUserPolicyCommand } from "@aws-sdk/client-iam";
+import { PolicyDocument } from "../infra/interruptionHandling";
 import { TAG } from "../handler/tags";
 import { CREDENTIALS, Emulator, useEmulator } from "./support/emulator";
-import { inMoto, LambdaHandler, loadLambda } from "./support/materialize";
+import { inMoto, loadLambda } from "./support/materialize";
 import { ProgramRun, REGION, runProgram } from "./support/program";
 import { interruptionWarning, tag } from "./support/world";
 
@@ -71,5 +73,63 @@ describe("the uploaded archive, on the dev stack materialised in moto", () => {
         const targets = await registered();
         assert.ok(targets.includes(replacement.InstanceId as string), "replacement registered");
         assert.ok(!targets.includes(doomed), "old one drained");
+    });
+
+    describe("with moto enforcing the role's policy as the program declares it", () => {
+        /** A user holding exactly `policy`; moto authenticates and authorises each of its calls. */
+        async function credentialsFor(userName: string, policy: PolicyDocument) {
+            const iam = new IAMClient({ region: REGION, endpoint: emulator.motoEndpoint, credentials: CREDENTIALS });
+            await iam.send(new CreateUserCommand({ UserName: userName }));
+            await iam.send(new PutUserPolicyCommand({ UserName: userName, PolicyName: "policy", PolicyDocument: JSON.stringify(policy) }));
+            const key = (await iam.send(new CreateAccessKeyCommand({ UserName: userName }))).AccessKey;
+            return { AWS_ACCESS_KEY_ID: key?.AccessKeyId as string, AWS_SECRET_ACCESS_KEY: key?.SecretAccessKey as string };
+        }
+
+        /**
+         * The role's policy, as moto can enforce it: moto authorises EC2 and ELBv2 calls against
+         * resource `*` and ignores conditions, so each statement keeps its actions and is widened
+         * to `*`. Resources and conditions are checked against the real policy below, by simulation.
+         */
+        const handlerPolicy = (): PolicyDocument => {
+            const declared: PolicyDocument = JSON.parse(run.one("aws:iam/rolePolicy:RolePolicy").inputs.policy);
+            return { ...declared, Statement: declared.Statement.map(({ Sid, Effect, Action }) => ({ Sid, Effect, Action, Resource: "*" })) };
+        };
+
+        async function enforce(policy: PolicyDocument) {
+            const handlerKeys = await credentialsFor("handler", policy);
+            const adminKeys = await credentialsFor("admin", { Version: "2012-10-17", Statement: [{ Sid: "Admin", Effect: "Allow", Action: ["*"], Resource: "*" }] });
+            const admin = { accessKeyId: adminKeys.AWS_ACCESS_KEY_ID, secretAccessKey: adminKeys.AWS_SECRET_ACCESS_KEY };
+            ec2 = new EC2Client({ region: REGION, endpoint: emulator.motoEndpoint, credentials: admin });
+            elb = new ElasticLoadBalancingV2Client({ region: REGION, endpoint: emulator.motoEndpoint, credentials: admin });
+            await emulator.enforceIam();
+            return loadLambda(run, { ...lambdaEnvironment(), ...handlerKeys });
+        }
+
+        afterEach(() => {
+            ec2 = new EC2Client({ region: REGION, endpoint: emulator.motoEndpoint, credentials: CREDENTIALS });
+            elb = new ElasticLoadBalancingV2Client({ region: REGION, endpoint: emulator.motoEndpoint, credentials: CREDENTIALS });
+        });
+
+        it("restores capacity with no call denied", async () => {
+            const { handler } = await enforce(handlerPolicy());
+            const doomed = run.outputs.instances["Prometheus-B"];
+            await handler(interruptionWarning(doomed));
+            assert.ok(emulator.proxy.calls.length >= 4);
+            assert.deepStrictEqual(emulator.proxy.calls.filter((call) => call.status !== 200).map((call) => `${call.action}: ${call.status}`), [], "every call allowed");
+            const [replacement] = (await stackInstances()).filter((i) => tag(i, TAG.launchedBy) === "handler");
+            assert.strictEqual(replacement?.Placement?.AvailabilityZone, "us-east-2b");
+            assert.ok((await registered()).includes(replacement.InstanceId as string));
+        });
+
+        it("fails when the policy lacks an action the handler needs", async () => {
+            const policy = handlerPolicy();
+            const withoutRunInstances = {
+                ...policy,
+                Statement: policy.Statement.map((s) => ({ ...s, Action: s.Action.filter((action) => action !== "ec2:RunInstances") })).filter((s) => s.Action.length > 0),
+            };
+            const { handler } = await enforce(withoutRunInstances);
+            await assert.rejects(handler(interruptionWarning(run.outputs.instances["Prometheus-B"])), /not authorized|AccessDenied|UnauthorizedOperation/i);
+            assert.deepStrictEqual((await stackInstances()).filter((i) => tag(i, TAG.launchedBy) === "handler"), []);
+        });
     });
 });

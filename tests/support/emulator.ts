@@ -22,8 +22,10 @@ export interface Emulator {
     /** The proxy in front of moto: what the handler's clients talk to. */
     endpoint: string;
     proxy: FaultProxy;
-    /** Forgets every resource and every fault. */
+    /** Forgets every resource and every fault, and stops enforcing IAM. */
     reset(): Promise<void>;
+    /** From the next request on, moto checks every call's signature and actions against the caller's IAM policies. */
+    enforceIam(): Promise<void>;
 }
 
 let running: Promise<{ emulator: Emulator; stop: () => Promise<void> }> | undefined;
@@ -40,15 +42,22 @@ function freePort(): Promise<number> {
     });
 }
 
-function request(url: string, method: string): Promise<number> {
+function request(url: string, method: string, body = ""): Promise<number> {
     return new Promise((resolve, reject) => {
         const req = http.request(url, { method }, (res) => {
             res.resume();
             res.on("end", () => resolve(res.statusCode ?? 0));
         });
         req.on("error", reject);
-        req.end();
+        req.end(body);
     });
+}
+
+async function post(url: string, body = ""): Promise<void> {
+    const status = await request(url, "POST", body);
+    if (status !== 200) {
+        throw new Error(`POST ${url} answered ${status}`);
+    }
 }
 
 async function waitUntilServing(endpoint: string, child: ChildProcess, output: () => string): Promise<void> {
@@ -88,11 +97,11 @@ async function start(): Promise<{ emulator: Emulator; stop: () => Promise<void> 
         proxy,
         reset: async () => {
             proxy.reset();
-            const status = await request(`${motoEndpoint}/moto-api/reset`, "POST");
-            if (status !== 200) {
-                throw new Error(`moto reset answered ${status}`);
-            }
+            // INITIAL_NO_AUTH_ACTION_COUNT: infinitely many unauthenticated calls, i.e. no IAM.
+            await post(`${motoEndpoint}/moto-api/reset-auth`, "inf");
+            await post(`${motoEndpoint}/moto-api/reset`);
         },
+        enforceIam: () => post(`${motoEndpoint}/moto-api/reset-auth`, "0"),
     };
     const stop = async () => {
         await proxy.close();

@@ -15,6 +15,8 @@ export interface RecordedCall {
     params: Record<string, string>;
     /** What the proxy answered itself, if it did not forward. */
     injected?: string;
+    /** The HTTP status the caller got. */
+    status?: number;
 }
 
 export interface CapacityFault {
@@ -104,8 +106,9 @@ export class FaultProxy {
     listen(): Promise<string> {
         this.server = http.createServer((req, res) => {
             this.handle(req)
-                .then(({ status, body, headers }) => {
-                    res.writeHead(status, headers ?? { "content-type": "text/xml" });
+                .then(({ status, body, call }) => {
+                    call.status = status;
+                    res.writeHead(status, { "content-type": "text/xml" });
                     res.end(body);
                 })
                 .catch((error: Error) => {
@@ -129,15 +132,19 @@ export class FaultProxy {
         return new Promise((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     }
 
-    private async handle(req: http.IncomingMessage): Promise<Answer & { headers?: http.OutgoingHttpHeaders }> {
+    private async handle(req: http.IncomingMessage): Promise<Answer & { call: RecordedCall }> {
         const body = await readBody(req);
         const params = Object.fromEntries(new URLSearchParams(body.toString("utf8")));
         const action = params.Action ?? "";
         const service = params.Version === EC2_VERSION ? "ec2" : params.Version === ELB_VERSION ? "elbv2" : "other";
         const call: RecordedCall = { service, action, params };
         this.calls.push(call);
-        const forward = () => this.forward(req, body);
+        return { ...(await this.answer(req, body, call)), call };
+    }
 
+    private async answer(req: http.IncomingMessage, body: Buffer, call: RecordedCall): Promise<Answer> {
+        const { service, action, params } = call;
+        const forward = () => this.forward(req, body);
         const injected = this.fault(service, action, params);
         if (injected) {
             call.injected = injected.body.match(/<Code>([^<]+)<\/Code>/)?.[1] ?? "answer";
