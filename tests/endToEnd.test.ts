@@ -1,13 +1,14 @@
 import * as assert from "assert";
-import { DescribeInstancesCommand, EC2Client, Instance } from "@aws-sdk/client-ec2";
+import { DescribeInstancesCommand, EC2Client, Instance, RunInstancesCommand } from "@aws-sdk/client-ec2";
 import { DescribeTargetHealthCommand, ElasticLoadBalancingV2Client } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { CreateAccessKeyCommand, CreateUserCommand, IAMClient, PutUserPolicyCommand } from "@aws-sdk/client-iam";
 import { PolicyDocument } from "../infra/interruptionHandling";
-import { TAG } from "../handler/tags";
+import { AuthorizationRequest, authorizationRequests, decide, publicParameterArn, StackFacts } from "./support/authorization";
+import { instanceTags, TAG } from "../handler/tags";
 import { CREDENTIALS, Emulator, useEmulator } from "./support/emulator";
 import { inMoto, loadLambda } from "./support/materialize";
 import { ProgramRun, REGION, runProgram } from "./support/program";
-import { interruptionWarning, tag } from "./support/world";
+import { interruptionWarning, rebalanceRecommendation, scheduledEvent, tag } from "./support/world";
 
 /**
  * The two sides agree: the dev stack, materialised in moto by the Pulumi mocks, and the Lambda
@@ -46,6 +47,22 @@ describe("the uploaded archive, on the dev stack materialised in moto", () => {
             Filters: [{ Name: `tag:${TAG.stack}`, Values: [STACK] }, { Name: "instance-state-name", Values: ["pending", "running"] }],
         }));
         return (result.Reservations ?? []).flatMap((r) => r.Instances ?? []);
+    }
+
+    /** An instance the handler launched earlier and no longer needs. */
+    async function launchHandlerExtra(zone: string): Promise<string> {
+        const launched = await ec2.send(new RunInstancesCommand({
+            MinCount: 1,
+            MaxCount: 1,
+            LaunchTemplate: { LaunchTemplateId: run.one("aws:ec2/launchTemplate:LaunchTemplate").id, Version: "$Default" },
+            SubnetId: run.one("aws:ec2/subnet:Subnet", zone).id,
+            InstanceMarketOptions: { MarketType: "spot" },
+            TagSpecifications: [{
+                ResourceType: "instance",
+                Tags: Object.entries(instanceTags({ instanceName: "Prometheus", stack: STACK, zone, region: REGION, launchedBy: "handler" })).map(([Key, Value]) => ({ Key, Value })),
+            }],
+        }));
+        return launched.Instances?.[0].InstanceId as string;
     }
 
     async function registered(): Promise<string[]> {
@@ -130,6 +147,79 @@ describe("the uploaded archive, on the dev stack materialised in moto", () => {
             const { handler } = await enforce(withoutRunInstances);
             await assert.rejects(handler(interruptionWarning(run.outputs.instances["Prometheus-B"])), /not authorized|AccessDenied|UnauthorizedOperation/i);
             assert.deepStrictEqual((await stackInstances()).filter((i) => tag(i, TAG.launchedBy) === "handler"), []);
+        });
+    });
+
+    describe("each call it made, evaluated against the real policy with resources and conditions", () => {
+        let policy: PolicyDocument;
+        let role: string;
+        let facts: StackFacts;
+        beforeEach(async () => {
+            policy = JSON.parse(run.one("aws:iam/rolePolicy:RolePolicy").inputs.policy);
+            role = run.one("aws:iam/role:Role", "spot-handler").state.arn;
+            const template = run.one("aws:ec2/launchTemplate:LaunchTemplate");
+            const instances = await ec2.send(new DescribeInstancesCommand({}));
+            facts = {
+                partition: "aws",
+                region: REGION,
+                accountId: "123456789012",
+                launchTemplate: {
+                    id: template.id,
+                    arn: template.state.arn,
+                    securityGroupIds: template.inputs.vpcSecurityGroupIds,
+                    imageId: template.inputs.imageId,
+                    instanceRoleArn: run.one("aws:iam/role:Role", "-instance").state.arn,
+                },
+                instanceTags: Object.fromEntries((instances.Reservations ?? []).flatMap((r) => r.Instances ?? []).map((i) => [
+                    i.InstanceId as string,
+                    Object.fromEntries((i.Tags ?? []).map((t) => [t.Key as string, t.Value as string])),
+                ])),
+            };
+        });
+
+        it("allows every call of a warning, a rebalance and a reconcile that trims an extra", async () => {
+            const { handler } = await loadLambda(run, lambdaEnvironment());
+            await handler(interruptionWarning(run.outputs.instances["Prometheus-B"]));
+            await handler(rebalanceRecommendation(run.outputs.instances["Prometheus-A"]));
+            const extra = await launchHandlerExtra("us-east-2c");
+            await handler(scheduledEvent());
+            assert.ok(emulator.proxy.callsTo("TerminateInstances").some((call) => call.params["InstanceId.1"] === extra), "the extra was trimmed");
+
+            const instances = await ec2.send(new DescribeInstancesCommand({}));
+            for (const i of (instances.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
+                facts.instanceTags[i.InstanceId as string] = Object.fromEntries((i.Tags ?? []).map((t) => [t.Key as string, t.Value as string]));
+            }
+            const actions = new Set<string>();
+            for (const call of emulator.proxy.calls) {
+                for (const request of authorizationRequests(call, facts)) {
+                    actions.add(request.action);
+                    assert.strictEqual(await decide(policy, role, request, facts.accountId), "Allowed", `${request.action} on ${request.resource} ${JSON.stringify(request.context)}`);
+                }
+            }
+            const parameter = publicParameterArn(facts.launchTemplate.imageId, facts);
+            assert.ok(parameter, "the dev stack launches the latest Amazon Linux through SSM");
+            assert.deepStrictEqual(policy.Statement.filter((s) => s.Action.includes("ssm:GetParameters")).map((s) => s.Resource), [parameter]);
+            for (const action of ["ec2:RunInstances", "ec2:CreateTags", "iam:PassRole", "ec2:TerminateInstances", "elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets"]) {
+                assert.ok(actions.has(action), `the run exercised ${action}`);
+            }
+        });
+
+        it("denies the same calls on another stack's instance or target group, or launched untagged", async () => {
+            const ec2Arn = (resource: string) => `arn:aws:ec2:${REGION}:123456789012:${resource}`;
+            const otherGroup = "arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/other-stack/0123456789abcdef";
+            const denied: AuthorizationRequest[] = [
+                { action: "ec2:TerminateInstances", resource: ec2Arn("instance/i-0aaaaaaaaaaaaaaaa"), context: { "aws:ResourceTag/spot-availability:stack": "spot-availability/prod" } },
+                { action: "ec2:TerminateInstances", resource: ec2Arn("instance/i-0bbbbbbbbbbbbbbbb"), context: {} },
+                { action: "elasticloadbalancing:DeregisterTargets", resource: otherGroup, context: {} },
+                { action: "elasticloadbalancing:RegisterTargets", resource: otherGroup, context: {} },
+                { action: "ec2:RunInstances", resource: ec2Arn("instance/*"), context: { "ec2:LaunchTemplate": facts.launchTemplate.arn, "aws:RequestTag/spot-availability:stack": "spot-availability/prod" } },
+                { action: "ec2:RunInstances", resource: ec2Arn("instance/*"), context: { "ec2:LaunchTemplate": ec2Arn("launch-template/lt-0other"), "aws:RequestTag/spot-availability:stack": "spot-availability/dev" } },
+                { action: "ec2:CreateTags", resource: ec2Arn("instance/i-0aaaaaaaaaaaaaaaa"), context: { "ec2:CreateAction": "CreateTags" } },
+                { action: "iam:PassRole", resource: "arn:aws:iam::123456789012:role/admin", context: { "iam:PassedToService": "ec2.amazonaws.com" } },
+            ];
+            for (const request of denied) {
+                assert.strictEqual(await decide(policy, role, request, facts.accountId), "ImplicitlyDenied", `${request.action} on ${request.resource}`);
+            }
         });
     });
 });
