@@ -104,6 +104,9 @@ export function createHandler(settings: HandlerSettings, dependencies: HandlerDe
                 const zones = [...new Set(action.attempts.map((attempt) => attempt.zone))].join(", ");
                 const types = [...new Set(action.attempts.map((attempt) => attempt.instanceType))].join(", ");
                 log({ action: "launch", replaces: action.replaces, reason: action.reason, result: "no-capacity", tried });
+                if (action.bestEffort) {
+                    return;
+                }
                 throw new CapacityError(`no capacity to ${action.reason}: tried zones ${zones} and types ${types} (${tried.join("; ")})`);
             }
             const { instanceId, attempt } = outcome;

@@ -40,8 +40,11 @@ export interface LaunchAttempt {
 export type Action =
     /** Deregister from the target group: in-flight requests finish within the deregistration delay. */
     | { kind: "drain"; instanceId: string; reason: string }
-    /** Launch the first attempt that has capacity, then register it once it runs. */
-    | { kind: "launch"; attempts: LaunchAttempt[]; replaces?: string; idempotencyKey: string; reason: string }
+    /**
+     * Launch the first attempt that has capacity, then register it once it runs. A best-effort
+     * launch that finds no capacity is not a failure: the fleet already holds its count.
+     */
+    | { kind: "launch"; attempts: LaunchAttempt[]; replaces?: string; idempotencyKey: string; reason: string; bestEffort?: boolean }
     | { kind: "register"; instanceId: string; reason: string }
     | { kind: "terminate"; instanceId: string; reason: string };
 

@@ -92,8 +92,10 @@ export function reconcile(observation: Observation, settings: HandlerSettings, e
     }
 
     const counts = countByZone(observation, settings, leaving);
-    const deficit = Object.values(counts).reduce((sum, count) => sum + Math.max(0, settings.instancesPerZone - count), 0);
-    for (let slot = 0; slot < deficit; slot++) {
+    const below = Object.values(counts).reduce((sum, count) => sum + Math.max(0, settings.instancesPerZone - count), 0);
+    const above = Object.values(counts).reduce((sum, count) => sum + Math.max(0, count - settings.instancesPerZone), 0);
+    // Capacity lost outright: launch wherever there is room, fewest-first.
+    for (let slot = 0; slot < below - Math.min(below, above); slot++) {
         const zones = chooseZones(counts, observation.prices);
         actions.push({
             kind: "launch",
@@ -103,7 +105,20 @@ export function reconcile(observation: Observation, settings: HandlerSettings, e
         });
         counts[zones[0]] += 1;
     }
-    if (deficit > 0) {
+    // Capacity held in another zone (after an outage, say): try the short zone itself, and only it,
+    // so a zone that still has no capacity never makes the fleet grow elsewhere.
+    for (let slot = 0; slot < Math.min(below, above); slot++) {
+        const [zone] = chooseZones(counts, observation.prices);
+        actions.push({
+            kind: "launch",
+            attempts: launchAttempts([zone], settings),
+            idempotencyKey: `${eventId}/rebalance/${slot}`,
+            reason: `${zone} has ${counts[zone]} of ${settings.instancesPerZone}; the rest of the fleet covers it`,
+            bestEffort: true,
+        });
+        counts[zone] += 1;
+    }
+    if (below > 0) {
         // Capacity first: swaps and trims wait until every zone holds its count.
         return actions;
     }

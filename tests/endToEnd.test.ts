@@ -1,5 +1,5 @@
 import * as assert from "assert";
-import { DescribeInstancesCommand, EC2Client, Instance, RunInstancesCommand } from "@aws-sdk/client-ec2";
+import { DescribeInstancesCommand, EC2Client, Instance, RunInstancesCommand, TerminateInstancesCommand } from "@aws-sdk/client-ec2";
 import { DescribeTargetHealthCommand, ElasticLoadBalancingV2Client } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { CreateAccessKeyCommand, CreateUserCommand, IAMClient, PutUserPolicyCommand } from "@aws-sdk/client-iam";
 import { PolicyDocument } from "../infra/interruptionHandling";
@@ -8,7 +8,7 @@ import { instanceTags, TAG } from "../handler/tags";
 import { CREDENTIALS, Emulator, useEmulator } from "./support/emulator";
 import { inMoto, loadLambda } from "./support/materialize";
 import { ProgramRun, REGION, runProgram } from "./support/program";
-import { interruptionWarning, rebalanceRecommendation, scheduledEvent, tag } from "./support/world";
+import { interruptionWarning, rebalanceRecommendation, scheduledEvent, stateChange, tag } from "./support/world";
 
 /**
  * The two sides agree: the dev stack, materialised in moto by the Pulumi mocks, and the Lambda
@@ -220,6 +220,44 @@ describe("the uploaded archive, on the dev stack materialised in moto", () => {
             for (const request of denied) {
                 assert.strictEqual(await decide(policy, role, request, facts.accountId), "ImplicitlyDenied", `${request.action} on ${request.resource}`);
             }
+        });
+    });
+
+    describe("a zone outage", () => {
+        it("restores capacity in the remaining zones, balanced, without duplicates", async () => {
+            await emulator.reset();
+            run = await runProgram({ config: { "spot-availability:instancesPerZone": 2 }, materialize: inMoto(emulator) });
+            const { handler } = await loadLambda(run, lambdaEnvironment());
+            // Zone B loses every pool, spot and on-demand, and AWS reclaims both its instances.
+            emulator.proxy.capacityFaults = [{ zone: "us-east-2b", code: "InsufficientInstanceCapacity" }];
+            const zoneB = [run.outputs.instances["Prometheus-B"], run.outputs.instances["Prometheus-B-2"]];
+            // The warnings arrive together; reserved concurrency 1 has Lambda serve them one after another.
+            for (const id of zoneB) {
+                await handler(interruptionWarning(id));
+            }
+            await ec2.send(new TerminateInstancesCommand({ InstanceIds: zoneB }));
+            for (const id of zoneB) {
+                await handler(stateChange(id, "terminated"));
+            }
+            await handler(scheduledEvent());
+
+            const live = await stackInstances();
+            const perZone = (zone: string) => live.filter((i) => i.Placement?.AvailabilityZone === zone).length;
+            assert.deepStrictEqual([perZone("us-east-2a"), perZone("us-east-2b"), perZone("us-east-2c")], [3, 0, 3]);
+            const replaced = live.map((i) => tag(i, TAG.replaces)).filter((id) => id !== undefined);
+            assert.deepStrictEqual(replaced.sort(), [...zoneB].sort(), "one replacement for each, no duplicate");
+            const targets = await registered();
+            assert.ok(live.every((i) => targets.includes(i.InstanceId as string)), "every live instance serves");
+            assert.ok(emulator.proxy.callsTo("RunInstances").filter((call) => call.status === 200).length === 2, "the schedule tried zone B only, without growing the fleet");
+
+            // Zone B recovers: the schedule refills it, then trims the handler's extras elsewhere.
+            emulator.proxy.capacityFaults = [];
+            await handler(scheduledEvent());
+            await handler(scheduledEvent());
+            const after = await stackInstances();
+            const count = (zone: string) => after.filter((i) => i.Placement?.AvailabilityZone === zone).length;
+            assert.deepStrictEqual([count("us-east-2a"), count("us-east-2b"), count("us-east-2c")], [2, 2, 2]);
+            assert.ok(Object.values(run.outputs.instances).filter((id) => !zoneB.includes(id as string)).every((id) => after.some((i) => i.InstanceId === id)), "Pulumi's instances all stay");
         });
     });
 });

@@ -112,4 +112,17 @@ describe("reconcile", () => {
         const actions = reconcile({ instances, targets: { ...healthy, "i-od": "healthy", "i-p2": "healthy" } }, settings, "s1");
         assert.deepStrictEqual(actions.map((a) => `${a.kind} ${"instanceId" in a ? a.instanceId : ""}`), ["drain i-od", "terminate i-od"]);
     });
+
+    it("during a zone outage tries only the empty zone, never growing the fleet elsewhere", () => {
+        const perZone = { ...settings, instancesPerZone: 2 };
+        const instances = [
+            instance("i-a1", "a"), instance("i-a2", "a"), instance("i-a3", "a", { launchedBy: "handler" }),
+            instance("i-c1", "c"), instance("i-c2", "c"), instance("i-c3", "c", { launchedBy: "handler" }),
+        ];
+        const targets = Object.fromEntries(instances.map((i) => [i.id, "healthy" as const]));
+        const actions = reconcile({ instances, targets }, perZone, "s1");
+        assert.deepStrictEqual(actions.map((a) => a.kind === "launch" ? `${a.bestEffort ? "try" : "launch"} ${[...new Set(a.attempts.map((t) => t.zone))].join("+")}` : a.kind), [
+            "try us-east-2b", "try us-east-2b",
+        ]);
+    });
 });
