@@ -1,12 +1,11 @@
 import { execFile } from "child_process";
 import { promisify } from "util";
-import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { TerminateInstancesCommand } from "@aws-sdk/client-ec2";
 import { TAG } from "../handler/tags";
 import { CREDENTIALS, Emulator, stopEmulator, useEmulator } from "../tests/support/emulator";
-import { ROOT, runProgram } from "../tests/support/program";
+import { writeArchive } from "../tests/support/materialize";
+import { runProgram } from "../tests/support/program";
 import { buildWorld, interruptionWarning, scheduledEvent, stateChange, tag } from "../tests/support/world";
 
 /**
@@ -21,22 +20,6 @@ function percentile(sorted: number[], p: number): number {
 }
 
 const round = (ms: number) => Math.round(ms * 10) / 10;
-
-/** The archive `pulumi up` would upload: total bytes, and the folder it unpacks to. */
-async function archive(): Promise<{ bytes: number; dir: string }> {
-    const run = await runProgram();
-    const assets: Record<string, { text: Promise<string> }> = await run.one("aws:lambda/function:Function").inputs.code.assets;
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "spot-bench-"));
-    let bytes = 0;
-    for (const [name, asset] of Object.entries(assets)) {
-        const text = await asset.text;
-        bytes += Buffer.byteLength(text);
-        fs.writeFileSync(path.join(dir, name), text);
-    }
-    // Lambda's runtime provides the SDK; the project's node_modules stands in for it.
-    fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"), "dir");
-    return { bytes, dir };
-}
 
 /**
  * A fresh Node process requires the archive and serves its first event, as a cold Lambda would.
@@ -57,7 +40,6 @@ async function coldLoadMs(dir: string, emulator: Emulator): Promise<number> {
             AWS_ENDPOINT_URL: emulator.endpoint,
             AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
             AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
-            AWS_SDK_JS_SUPPRESS_NODEJS_VERSION_WARNING: "1",
         },
     });
     // The handler's own log line shares stdout.
@@ -131,7 +113,7 @@ async function storm(emulator: Emulator) {
 async function main(): Promise<void> {
     const emulator = await useEmulator();
     try {
-        const { bytes, dir } = await archive();
+        const { bytes, dir } = await writeArchive(await runProgram());
         const coldLoad = await coldLoadMs(dir, emulator);
         const { callsToLaunch, p50, p95 } = await warnings(emulator);
         const stormResult = await storm(emulator);

@@ -1,12 +1,10 @@
 import * as assert from "assert";
-import * as fs from "fs";
-import * as os from "os";
-import * as path from "path";
 import { HandlerSettings } from "../handler/settings";
 import { TAG } from "../handler/tags";
 import { PolicyDocument } from "../infra/interruptionHandling";
 import { CREDENTIALS, useEmulator } from "./support/emulator";
-import { ACCOUNT_ID, ProgramRun, ROOT, runProgram } from "./support/program";
+import { loadLambda } from "./support/materialize";
+import { ACCOUNT_ID, ProgramRun, runProgram } from "./support/program";
 
 /**
  * The Lambda as `pulumi up` would upload it: the archive's contents, the settings baked into it,
@@ -17,16 +15,6 @@ const FUNCTION = "aws:lambda/function:Function";
 
 async function archiveOf(run: ProgramRun): Promise<Record<string, any>> {
     return run.one(FUNCTION).inputs.code.assets;
-}
-
-/** Writes the archive's `__index.js` out and loads it the way Lambda does. */
-async function loadArchive(run: ProgramRun): Promise<{ handler: (event: unknown) => Promise<void> }> {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "spot-archive-"));
-    fs.writeFileSync(path.join(dir, "__index.js"), await (await archiveOf(run))["__index.js"].text);
-    // The runtime provides the AWS SDK; the project's node_modules stands in for it.
-    fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"), "dir");
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return require(path.join(dir, "__index.js"));
 }
 
 describe("the handler's packaging", () => {
@@ -54,30 +42,24 @@ describe("the handler's packaging", () => {
         const emulator = await useEmulator();
         await emulator.reset();
         // What Lambda's environment would provide: credentials, and here the emulator's endpoint.
-        const saved = { ...process.env };
-        Object.assign(process.env, { AWS_ENDPOINT_URL: emulator.endpoint, AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey });
-        const lines: string[] = [];
-        const log = console.log;
-        console.log = (line: string) => lines.push(line);
-        try {
-            const { handler } = await loadArchive(run);
-            await handler({
-                version: "0",
-                id: "7e3b1c52-7a5f-4b8e-9c1d-0f6a2b3c4d5e",
-                "detail-type": "EC2 Spot Instance Interruption Warning",
-                source: "aws.ec2",
-                account: ACCOUNT_ID,
-                time: "2026-11-24T10:00:00Z",
-                region: "us-east-2",
-                resources: ["arn:aws:ec2:us-east-2a:instance/i-0123456789abcdef0"],
-                detail: { "instance-id": "i-0123456789abcdef0", "instance-action": "terminate" },
-            });
-            await handler("not an event");
-        } finally {
-            console.log = log;
-            process.env = saved;
-        }
-        const [foreign, malformed] = lines.map((line) => JSON.parse(line));
+        const { handler, logs } = await loadLambda(run, {
+            AWS_ENDPOINT_URL: emulator.endpoint,
+            AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
+            AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
+        });
+        await handler({
+            version: "0",
+            id: "7e3b1c52-7a5f-4b8e-9c1d-0f6a2b3c4d5e",
+            "detail-type": "EC2 Spot Instance Interruption Warning",
+            source: "aws.ec2",
+            account: ACCOUNT_ID,
+            time: "2026-11-24T10:00:00Z",
+            region: "us-east-2",
+            resources: ["arn:aws:ec2:us-east-2a:instance/i-0123456789abcdef0"],
+            detail: { "instance-id": "i-0123456789abcdef0", "instance-action": "terminate" },
+        });
+        await handler("not an event");
+        const [foreign, malformed] = logs;
         assert.deepStrictEqual([foreign.event, foreign.instance, foreign.result, foreign.reason], ["interruption-warning", "i-0123456789abcdef0", "ignored", "not an instance of this stack"]);
         assert.deepStrictEqual([malformed.event, malformed.result], ["ignored", "ignored"]);
         // The archive's handler asked the emulator which instances carry this stack's tag.

@@ -109,18 +109,29 @@ export function inMoto(emulator: Emulator): Materializer {
 export type LambdaHandler = (event: unknown) => Promise<void>;
 
 /**
- * The function's archive exactly as it would be uploaded, written out beside the packages the
- * Lambda runtime provides, and loaded the way Lambda loads it (`__index.handler`), with the
- * environment Lambda would give it: credentials, region, and here the emulator's endpoint.
+ * Writes the function's archive, exactly as it would be uploaded, to a new folder beside a
+ * `node_modules` link that stands in for the packages the Lambda runtime provides (the SDK).
  */
-export async function loadLambda(run: ProgramRun, environment: Record<string, string>): Promise<{ handler: LambdaHandler; logs: Record<string, any>[] }> {
+export async function writeArchive(run: ProgramRun): Promise<{ dir: string; bytes: number }> {
     const assets: Record<string, { text: Promise<string> }> = await run.one("aws:lambda/function:Function").inputs.code.assets;
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "spot-lambda-"));
+    let bytes = 0;
     for (const [file, asset] of Object.entries(assets)) {
-        fs.writeFileSync(path.join(dir, file), await asset.text);
+        const text = await asset.text;
+        bytes += Buffer.byteLength(text);
+        fs.writeFileSync(path.join(dir, file), text);
     }
     fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"), "dir");
+    return { dir, bytes };
+}
 
+/**
+ * The function's archive, written out by `writeArchive` and loaded the way Lambda loads it
+ * (`__index.handler`), with the environment Lambda would give it: credentials, region, and here
+ * the emulator's endpoint. Log lines are collected as JSON.
+ */
+export async function loadLambda(run: ProgramRun, environment: Record<string, string>): Promise<{ handler: LambdaHandler; logs: Record<string, any>[] }> {
+    const { dir } = await writeArchive(run);
     const logs: Record<string, any>[] = [];
     // Lambda's environment while the module loads and whenever it runs; the test's own afterwards.
     const inLambda = async <T>(work: () => T | Promise<T>): Promise<T> => {
