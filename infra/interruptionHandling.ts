@@ -148,6 +148,11 @@ export function handlerPolicy(args: HandlerPolicyArgs): PolicyDocument {
 
 export interface InterruptionHandlingArgs {
     settings: pulumi.Input<HandlerSettings>;
+    /**
+     * The teardown of the handler's instances: the function, its rules and their permissions
+     * depend on it, so `pulumi destroy` deletes them (nothing can launch) before it runs.
+     */
+    handlerLaunchedInstances: pulumi.Resource;
     launchTemplateArn: pulumi.Input<string>;
     securityGroupId: pulumi.Input<string>;
     instanceRoleArn: pulumi.Input<string>;
@@ -166,6 +171,7 @@ export class InterruptionHandling extends pulumi.ComponentResource {
     constructor(name: string, args: InterruptionHandlingArgs, opts?: pulumi.ComponentResourceOptions) {
         super("spot-availability:index:InterruptionHandling", name, {}, opts);
         const settings = pulumi.output(args.settings);
+        const afterTeardown = [args.handlerLaunchedInstances];
 
         this.deadLetterQueue = new aws.sqs.Queue(`${name}-dlq`, {
             messageRetentionSeconds: 14 * 24 * 3600,
@@ -214,7 +220,7 @@ export class InterruptionHandling extends pulumi.ComponentResource {
             codePathOptions: { extraExcludePackages: [...RUNTIME_PROVIDED_PACKAGES] },
             // Runs once per container: the handler (and its SDK clients) are built once, not per event.
             callbackFactory: () => createHandler(settings.get()),
-        }, { parent: this, dependsOn: [policy] });
+        }, { parent: this, dependsOn: [policy, ...afterTeardown] });
 
         const rules: [string, aws.cloudwatch.EventRule][] = [
             ...Object.entries(EVENT_PATTERNS).map(([kind, pattern]): [string, aws.cloudwatch.EventRule] => [
@@ -222,12 +228,12 @@ export class InterruptionHandling extends pulumi.ComponentResource {
                 new aws.cloudwatch.EventRule(`${name}-${kind}`, {
                     description: `${pattern["detail-type"][0]}: to the spot-availability handler`,
                     eventPattern: JSON.stringify(pattern),
-                }, { parent: this }),
+                }, { parent: this, dependsOn: afterTeardown }),
             ]),
             ["reconcile", new aws.cloudwatch.EventRule(`${name}-reconcile`, {
                 description: "Reconcile every zone back to its instance count",
                 scheduleExpression: scheduleExpression(args.reconcileMinutes),
-            }, { parent: this })],
+            }, { parent: this, dependsOn: afterTeardown })],
         ];
         for (const [kind, rule] of rules) {
             // Each rule may invoke the function, and nothing else through EventBridge may.

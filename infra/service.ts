@@ -6,6 +6,7 @@ import { Instances, lookupImage, MachineImage } from "./instances";
 import { InterruptionHandling } from "./interruptionHandling";
 import { LoadBalancer } from "./loadBalancer";
 import { lookupNetwork, Network, NetworkPlan } from "./network";
+import { HandlerLaunchedInstances } from "./teardown";
 
 /** Validated config plus what had to be looked up in the account before declaring anything. */
 export interface SpotWebServiceArgs {
@@ -95,7 +96,15 @@ export class SpotWebService extends pulumi.ComponentResource {
             onDemandFallback: config.onDemandFallback,
             replaceOnRebalance: config.replaceOnRebalance,
         });
+        // Deleted after everything that can launch (which depends on it) and before the network,
+        // security groups and template it depends on: destroy then finds no stray instance in the way.
+        const handlerLaunched = new HandlerLaunchedInstances(`${name}-handler-launched`, {
+            stack: config.stack,
+            region: config.region,
+            profile: new pulumi.Config("aws").get("profile"),
+        }, { parent: this, dependsOn: [network, loadBalancer, instances] });
         const handling = new InterruptionHandling(`${name}-handler`, {
+            handlerLaunchedInstances: handlerLaunched,
             settings,
             launchTemplateArn: instances.launchTemplate.arn,
             securityGroupId: instances.securityGroup.id,

@@ -20,6 +20,8 @@ export interface DeclaredResource {
     id: string;
     inputs: Record<string, any>;
     state: Record<string, any>;
+    /** Logical names of the resources this one depends on, explicitly or through its inputs. */
+    dependsOn: string[];
 }
 
 /** Facts the mocked account answers lookups with. */
@@ -201,12 +203,20 @@ export async function runProgram(options: RunOptions = {}, declared: DeclaredRes
     await pulumi.runtime.setMocks({
         newResource: async (args: pulumi.runtime.MockResourceArgs) => {
             const { id, state } = (await options.materialize?.(args.type, args.name, args.inputs)) ?? computedState(args.type, args.name, args.inputs);
-            const resource = { type: args.type, name: args.name, id, inputs: args.inputs, state: { ...args.inputs, ...state } };
+            const resource = { type: args.type, name: args.name, id, inputs: args.inputs, state: { ...args.inputs, ...state }, dependsOn: dependencies.get(`${args.type}::${args.name}`) ?? [] };
             declared.push(resource);
             return { id, state: resource.state };
         },
         call: (args: pulumi.runtime.MockCallArgs) => lookup(account, args.token, args.inputs),
     }, "spot-availability", stackName ?? "test", false);
+    // The mocks' callback sees no dependencies; the mock monitor's request carries them.
+    const dependencies = new Map<string, string[]>();
+    const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource: (req: any, callback: any) => unknown };
+    const registerResource = monitor.registerResource.bind(monitor);
+    monitor.registerResource = (req, callback) => {
+        dependencies.set(`${req.getType()}::${req.getName()}`, (req.getDependenciesList() as string[]).map((urn) => urn.split("::").pop() as string));
+        return registerResource(req, callback);
+    };
     pulumi.runtime.setAllConfig({
         ...projectDefaults(),
         ...(stackName === null ? { "aws:region": REGION } : stackConfig(stackName)),
