@@ -66,8 +66,9 @@ function replacementFor(instance: ObservedInstance, observation: Observation, se
 
 /**
  * Reconcile: register what runs unregistered, retire what a healthy replacement superseded, refill
- * zones below their count, terminate handler-launched extras (never the instances Pulumi
- * declared), and swap the on-demand fallbacks that remain back to spot.
+ * zones below their count, terminate handler-launched extras and strays in zones no longer
+ * configured (never the instances Pulumi declared), and replace on-demand fallbacks and instances
+ * of types no longer listed with spot instances of a listed type.
  */
 export function reconcile(observation: Observation, settings: HandlerSettings, eventId: string, leaving: Set<string> = new Set()): Action[] {
     const actions: Action[] = [];
@@ -139,14 +140,31 @@ export function reconcile(observation: Observation, settings: HandlerSettings, e
         }
     }
 
-    for (const fallback of live.filter((i) => i.market === "on-demand" && i.launchedBy === "handler" && !superseded.has(i.id) && !trimmed.has(i.id))) {
-        actions.push({
-            kind: "launch",
-            attempts: launchAttempts([fallback.zone], settings, { spotOnly: true }),
-            replaces: fallback.id,
-            idempotencyKey: `${eventId}/to-spot/${fallback.id}`,
-            reason: `on-demand fallback ${fallback.id} back to spot`,
-        });
+    // After `pulumi config set zones ...`: what the handler launched in a zone no longer configured goes.
+    // (Pulumi removes its own instances there.)
+    for (const stray of live.filter((i) => i.launchedBy === "handler" && !(i.zone in counts) && !superseded.has(i.id))) {
+        if (targets[stray.id] !== undefined) {
+            actions.push({ kind: "drain", instanceId: stray.id, reason: `${stray.zone} is no longer configured` });
+        }
+        actions.push({ kind: "terminate", instanceId: stray.id, reason: `${stray.zone} is no longer configured` });
+    }
+
+    // On-demand fallbacks go back to spot, and instances of a type no longer listed are replaced by
+    // one that is: the new one first, on spot, in the same zone; reconcile retires the old one once
+    // the new one is healthy. Best effort: the old one holds the place meanwhile.
+    const outdated = live.filter((i) => i.launchedBy === "handler" && i.zone in counts && !superseded.has(i.id) && !trimmed.has(i.id));
+    for (const instance of outdated) {
+        const unlisted = !settings.instanceTypes.includes(instance.instanceType);
+        if (instance.market === "on-demand" || unlisted) {
+            actions.push({
+                kind: "launch",
+                attempts: launchAttempts([instance.zone], settings, { spotOnly: true }),
+                replaces: instance.id,
+                idempotencyKey: `${eventId}/${unlisted ? "retype" : "to-spot"}/${instance.id}`,
+                reason: unlisted ? `${instance.instanceType} is no longer in instanceTypes` : `on-demand fallback ${instance.id} back to spot`,
+                bestEffort: true,
+            });
+        }
     }
     return actions;
 }

@@ -40,6 +40,8 @@ export interface World {
     /** Logical name (`Prometheus-B`) → instance id of the instances "Pulumi" declared. */
     declared: Record<string, string>;
     handle: (event: unknown) => Promise<void>;
+    /** The handler as the program would bake it after `pulumi config set`: same stack, changed settings. */
+    reconfigured(changes: Partial<HandlerSettings>): (event: unknown) => Promise<void>;
     logs: Record<string, any>[];
     /** Owned instances by state. */
     instances(states?: string[]): Promise<Instance[]>;
@@ -119,10 +121,11 @@ export async function buildWorld(emulator: Emulator, options: WorldOptions = {})
     }
 
     const logs: Record<string, any>[] = [];
-    const handle = createHandler(settings, {
+    const handlerWith = (handlerSettings: HandlerSettings) => createHandler(handlerSettings, {
         clients: createClients(region, { endpoint: emulator.endpoint, credentials: CREDENTIALS }),
         log: (line) => logs.push(JSON.parse(line)),
     });
+    const handle = handlerWith(settings);
     emulator.proxy.calls.length = 0;
 
     return {
@@ -131,6 +134,7 @@ export async function buildWorld(emulator: Emulator, options: WorldOptions = {})
         elb,
         declared,
         handle,
+        reconfigured: (changes) => handlerWith({ ...settings, ...changes }),
         logs,
         instances: async (states = ["pending", "running"]) => {
             const result = await ec2.send(new DescribeInstancesCommand({
