@@ -12,5 +12,6 @@ export = async () => {
         zones: service.zones,
         handlerName: service.handlerName,
         logGroupName: service.logGroupName,
+        dashboardName: service.dashboardName,
     };
 };

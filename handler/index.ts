@@ -1,7 +1,8 @@
 import { AwsClients, createClients, LaunchOutcome, StackFleet } from "./aws";
 import { HandlerEvent, parseEvent } from "./events";
 import { Action, Observation } from "./model";
-import { plan } from "./planner";
+import { METRIC, metricLine } from "./metrics";
+import { placesByZone, plan } from "./planner";
 import { HandlerSettings } from "./settings";
 
 /**
@@ -15,6 +16,8 @@ export type Log = (line: string) => void;
 export interface HandlerDependencies {
     clients?: AwsClients;
     log?: Log;
+    /** Where metric lines go: stdout as is, so Lambda's JSON log format does not wrap them. */
+    metrics?: Log;
 }
 
 /** Thrown when every pool was tried and none had capacity. */
@@ -33,6 +36,7 @@ function needsTargets(event: HandlerEvent): boolean {
 export function createHandler(settings: HandlerSettings, dependencies: HandlerDependencies = {}) {
     const fleet = new StackFleet(dependencies.clients ?? createClients(settings.region), settings);
     const write: Log = dependencies.log ?? ((line) => console.log(line));
+    const writeMetric: Log = dependencies.metrics ?? ((line) => process.stdout.write(`${line}\n`));
 
     return async (raw: unknown): Promise<void> => {
         const started = Date.now();
@@ -43,11 +47,14 @@ export function createHandler(settings: HandlerSettings, dependencies: HandlerDe
             ...("instanceId" in event ? { instance: event.instanceId } : {}),
         };
         const log = (fields: Record<string, unknown>) => write(JSON.stringify({ ...context, ...fields, ms: Date.now() - started }));
+        const metric = (values: Parameters<typeof metricLine>[1], dimensions?: Record<string, string>, properties?: Record<string, unknown>) =>
+            writeMetric(metricLine(settings.stack, values, dimensions, properties));
 
         if (event.kind === "ignored") {
             log({ action: "none", result: "ignored", reason: event.reason });
             return;
         }
+        const noticedAt = Date.parse(event.time);
         const [instances, targets] = await Promise.all([
             fleet.describeInstances(),
             needsTargets(event) ? fleet.describeTargets() : Promise.resolve(undefined),
@@ -56,6 +63,14 @@ export function createHandler(settings: HandlerSettings, dependencies: HandlerDe
         if ("instanceId" in event && !instances.some((instance) => instance.id === event.instanceId)) {
             log({ action: "none", result: "ignored", reason: "not an instance of this stack" });
             return;
+        }
+        if (event.kind === "interruption-warning") {
+            metric({ [METRIC.warnings]: 1 }, {}, { instance: event.instanceId });
+        }
+        if (event.kind === "schedule") {
+            for (const [zone, instances] of Object.entries(placesByZone(observation, settings, new Set()))) {
+                metric({ [METRIC.instancesInZone]: instances.length, [METRIC.onDemandInZone]: instances.filter((i) => i.market === "on-demand").length }, { Zone: zone });
+            }
         }
 
         let actions = plan(event, observation, settings);
@@ -107,6 +122,7 @@ export function createHandler(settings: HandlerSettings, dependencies: HandlerDe
                 if (action.bestEffort) {
                     return;
                 }
+                metric({ [METRIC.failures]: 1 }, {}, { reason: action.reason, tried });
                 throw new CapacityError(`no capacity to ${action.reason}: tried zones ${zones} and types ${types} (${tried.join("; ")})`);
             }
             const { instanceId, attempt } = outcome;
@@ -127,6 +143,11 @@ export function createHandler(settings: HandlerSettings, dependencies: HandlerDe
                 await fleet.waitUntilRunning(instanceId);
                 await fleet.register(instanceId);
                 log({ action: "register", instance: instanceId, reason: "replacement running", result: "registered" });
+                metric(
+                    { [METRIC.replacements]: 1, [METRIC.noticeToRegistered]: Date.now() - noticedAt },
+                    {},
+                    { zone: attempt.zone, instanceType: attempt.instanceType, market: attempt.market, price: attempt.market === "spot" ? prices?.[attempt.zone] : undefined, launched: instanceId },
+                );
             } catch (error) {
                 // Capacity is restored; the running state-change event or the next reconcile registers it.
                 log({ action: "register", instance: instanceId, reason: "replacement running", result: "failed", error: `${(error as Error).name}: ${(error as Error).message}` });

@@ -16,15 +16,19 @@ export function supersededIds(instances: ObservedInstance[]): Set<string> {
  * Live instances per zone that hold a place: pending or running, not draining, not superseded
  * by a replacement, and not the instances the event says are going away.
  */
-export function countByZone(observation: Observation, settings: HandlerSettings, leaving: Set<string>): Record<string, number> {
+export function placesByZone(observation: Observation, settings: HandlerSettings, leaving: Set<string>): Record<string, ObservedInstance[]> {
     const superseded = supersededIds(observation.instances);
-    const counts: Record<string, number> = Object.fromEntries(Object.keys(settings.subnetsByZone).map((zone) => [zone, 0]));
+    const places: Record<string, ObservedInstance[]> = Object.fromEntries(Object.keys(settings.subnetsByZone).map((zone) => [zone, []]));
     for (const instance of observation.instances) {
-        if (isLive(instance) && !superseded.has(instance.id) && !leaving.has(instance.id) && observation.targets?.[instance.id] !== "draining" && instance.zone in counts) {
-            counts[instance.zone] += 1;
+        if (isLive(instance) && !superseded.has(instance.id) && !leaving.has(instance.id) && observation.targets?.[instance.id] !== "draining" && instance.zone in places) {
+            places[instance.zone].push(instance);
         }
     }
-    return counts;
+    return places;
+}
+
+export function countByZone(observation: Observation, settings: HandlerSettings, leaving: Set<string>): Record<string, number> {
+    return Object.fromEntries(Object.entries(placesByZone(observation, settings, leaving)).map(([zone, instances]) => [zone, instances.length]));
 }
 
 /** Zones in launch order: fewest instances first, ties to the lowest spot price, then by name. */

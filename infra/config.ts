@@ -31,6 +31,7 @@ export const DEFAULTS = {
     hostedZoneName: "",
     reconcileMinutes: 5,
     logRetentionDays: 14,
+    alarmTopicArn: "",
 };
 
 export type ConfigKey = keyof typeof DEFAULTS;
@@ -88,6 +89,8 @@ export interface ServiceConfig {
     domain?: DomainSettings;
     reconcileMinutes: number;
     logRetentionDays: number;
+    /** SNS topic the alarms notify; undefined for none. */
+    alarmTopicArn?: string;
 }
 
 /** Raw config as Pulumi hands it over: strings, arrays as JSON text, absent keys undefined. */
@@ -108,6 +111,7 @@ const KEY_NAME = /^[\x20-\x7e]{1,255}$/;
 const ZONE_LETTER = /^[a-z]$/;
 const DOMAIN_LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
 const PRICE = /^\d+(\.\d+)?$/;
+const SNS_TOPIC_ARN = /^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$/;
 const CIDR_V4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
 
 /** Graviton types carry a `g` in their attributes (`t4g`, `m7gd`); `a1` is the first Graviton. */
@@ -332,6 +336,11 @@ export function parseConfig(raw: RawConfig, context: ConfigContext): ServiceConf
         throw new ConfigError("logRetentionDays", `${logRetentionDays} is not allowed; allowed: ${LOG_RETENTION_DAYS.join(", ")}`);
     }
 
+    const alarmTopicArn = optional(string("alarmTopicArn", DEFAULTS.alarmTopicArn));
+    if (alarmTopicArn !== undefined && !SNS_TOPIC_ARN.test(alarmTopicArn)) {
+        throw new ConfigError("alarmTopicArn", `${JSON.stringify(alarmTopicArn)} is not allowed; allowed: an SNS topic ARN such as arn:aws:sns:us-east-2:123456789012:ops, or empty for no notifications`);
+    }
+
     return {
         stack: context.stack,
         region,
@@ -353,6 +362,7 @@ export function parseConfig(raw: RawConfig, context: ConfigContext): ServiceConf
         domain,
         reconcileMinutes,
         logRetentionDays,
+        alarmTopicArn,
     };
 }
 

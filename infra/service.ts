@@ -6,6 +6,7 @@ import { Instances, lookupImage, MachineImage } from "./instances";
 import { InterruptionHandling } from "./interruptionHandling";
 import { LoadBalancer } from "./loadBalancer";
 import { lookupNetwork, Network, NetworkPlan } from "./network";
+import { Operations } from "./operations";
 import { HandlerLaunchedInstances } from "./teardown";
 
 /** Validated config plus what had to be looked up in the account before declaring anything. */
@@ -43,6 +44,7 @@ export class SpotWebService extends pulumi.ComponentResource {
     public readonly zones: string[];
     public readonly handlerName: pulumi.Output<string>;
     public readonly logGroupName: pulumi.Output<string>;
+    public readonly dashboardName: pulumi.Output<string>;
 
     constructor(name: string, args: SpotWebServiceArgs, opts?: pulumi.ComponentResourceOptions) {
         super("spot-availability:index:SpotWebService", name, {}, opts);
@@ -115,6 +117,16 @@ export class SpotWebService extends pulumi.ComponentResource {
             logRetentionDays: config.logRetentionDays,
         }, { parent: this });
 
+        const operations = new Operations(`${name}-operations`, {
+            stack: config.stack,
+            region: config.region,
+            zones: network.subnets.map((subnet) => subnet.zone),
+            instancesPerZone: config.instancesPerZone,
+            reconcileMinutes: config.reconcileMinutes,
+            deadLetterQueueName: handling.deadLetterQueue.name,
+            alarmTopicArn: config.alarmTopicArn,
+        }, { parent: this });
+
         this.albDnsName = loadBalancer.loadBalancer.dnsName;
         this.url = domain === undefined ? pulumi.interpolate`http://${this.albDnsName}` : pulumi.output(`https://${domain.domainName}`);
         this.targetGroupArn = loadBalancer.targetGroup.arn;
@@ -122,6 +134,7 @@ export class SpotWebService extends pulumi.ComponentResource {
         this.zones = network.subnets.map((subnet) => subnet.zone);
         this.handlerName = handling.function.name;
         this.logGroupName = handling.logGroup.name;
+        this.dashboardName = operations.dashboardName;
         this.registerOutputs({
             url: this.url,
             albDnsName: this.albDnsName,
@@ -130,6 +143,7 @@ export class SpotWebService extends pulumi.ComponentResource {
             zones: this.zones,
             handlerName: this.handlerName,
             logGroupName: this.logGroupName,
+            dashboardName: this.dashboardName,
         });
     }
 }

@@ -118,6 +118,7 @@ describe("parseConfig", () => {
         ["onDemandFallback yes", { onDemandFallback: "yes" }, /onDemandFallback: "yes" is not allowed; allowed: true or false/],
         ["an unreadable userDataFile", { userDataFile: "missing.sh" }, /userDataFile: "missing.sh" cannot be read \(ENOENT.*allowed: a path to a readable script/],
         ["a retention CloudWatch does not offer", { logRetentionDays: "10" }, /logRetentionDays: 10 is not allowed; allowed: 1, 3, 5, 7, 14, 30/],
+        ["an alarm topic that is not an SNS ARN", { alarmTopicArn: "ops@example.com" }, /alarmTopicArn: "ops@example.com" is not allowed; allowed: an SNS topic ARN/],
         ["reconcileMinutes of 0", { reconcileMinutes: "0" }, /reconcileMinutes: "0" is not allowed; allowed: a whole number from 1 to 60/],
     ];
     for (const [what, raw, message] of rejected) {

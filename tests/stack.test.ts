@@ -106,9 +106,9 @@ describe("the dev stack", () => {
         assert.strictEqual(run.outputs.url, `http://${run.one(LOAD_BALANCER).state.dnsName}`);
     });
 
-    it("exports url, albDnsName, targetGroupArn, instances, zones, handlerName and logGroupName", () => {
+    it("exports url, albDnsName, targetGroupArn, instances, zones, handlerName, logGroupName and dashboardName", () => {
         const fn = run.one(FUNCTION);
-        assert.deepStrictEqual(Object.keys(run.outputs).sort(), ["albDnsName", "handlerName", "instances", "logGroupName", "targetGroupArn", "url", "zones"]);
+        assert.deepStrictEqual(Object.keys(run.outputs).sort(), ["albDnsName", "dashboardName", "handlerName", "instances", "logGroupName", "targetGroupArn", "url", "zones"]);
         assert.deepStrictEqual(run.outputs.instances, Object.fromEntries(run.ofType(INSTANCE).map((i) => [i.name, i.id])));
         assert.deepStrictEqual(run.outputs.zones, REGION_ZONES);
         assert.strictEqual(run.outputs.targetGroupArn, run.one(TARGET_GROUP).state.arn);

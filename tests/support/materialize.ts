@@ -130,23 +130,27 @@ export async function writeArchive(run: ProgramRun): Promise<{ dir: string; byte
  * (`__index.handler`), with the environment Lambda would give it: credentials, region, and here
  * the emulator's endpoint. Log lines are collected as JSON.
  */
-export async function loadLambda(run: ProgramRun, environment: Record<string, string>): Promise<{ handler: LambdaHandler; logs: Record<string, any>[] }> {
+export async function loadLambda(run: ProgramRun, environment: Record<string, string>): Promise<{ handler: LambdaHandler; logs: Record<string, any>[]; metrics: Record<string, any>[] }> {
     const { dir } = await writeArchive(run);
     const logs: Record<string, any>[] = [];
+    const metrics: Record<string, any>[] = [];
     // Lambda's environment while the module loads and whenever it runs; the test's own afterwards.
     const inLambda = async <T>(work: () => T | Promise<T>): Promise<T> => {
         const saved = { ...process.env };
         const log = console.log;
+        const write = process.stdout.write;
         Object.assign(process.env, environment);
         console.log = (line: string) => logs.push(JSON.parse(line));
+        process.stdout.write = ((chunk: string) => metrics.push(JSON.parse(chunk))) as unknown as typeof process.stdout.write;
         try {
             return await work();
         } finally {
             process.env = saved;
             console.log = log;
+            process.stdout.write = write;
         }
     };
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const module: { handler: LambdaHandler } = await inLambda(() => require(path.join(dir, "__index.js")));
-    return { handler: (event) => inLambda(() => module.handler(event)), logs };
+    return { handler: (event) => inLambda(() => module.handler(event)), logs, metrics };
 }

@@ -129,7 +129,7 @@ function computedState(type: string, name: string, inputs: Record<string, any>):
         case "aws:sqs/queue:Queue":
             return {
                 id: `https://sqs.${REGION}.amazonaws.com/${ACCOUNT_ID}/${name}-${hex(name, 7)}`,
-                state: { arn: arn("sqs", `${name}-${hex(name, 7)}`), url: `https://sqs.${REGION}.amazonaws.com/${ACCOUNT_ID}/${name}-${hex(name, 7)}` },
+                state: { arn: arn("sqs", `${name}-${hex(name, 7)}`), name: `${name}-${hex(name, 7)}`, url: `https://sqs.${REGION}.amazonaws.com/${ACCOUNT_ID}/${name}-${hex(name, 7)}` },
             };
         case "aws:cloudwatch/logGroup:LogGroup":
             return { id: `${name}-${hex(name, 7)}`, state: { arn: arn("logs", `log-group:${name}-${hex(name, 7)}`), name: `${name}-${hex(name, 7)}` } };

@@ -43,6 +43,8 @@ export interface World {
     /** The handler as the program would bake it after `pulumi config set`: same stack, changed settings. */
     reconfigured(changes: Partial<HandlerSettings>): (event: unknown) => Promise<void>;
     logs: Record<string, any>[];
+    /** Embedded-metric-format documents the handler wrote. */
+    metrics: Record<string, any>[];
     /** Owned instances by state. */
     instances(states?: string[]): Promise<Instance[]>;
     registeredTargets(): Promise<Record<string, string>>;
@@ -121,9 +123,11 @@ export async function buildWorld(emulator: Emulator, options: WorldOptions = {})
     }
 
     const logs: Record<string, any>[] = [];
+    const metrics: Record<string, any>[] = [];
     const handlerWith = (handlerSettings: HandlerSettings) => createHandler(handlerSettings, {
         clients: createClients(region, { endpoint: emulator.endpoint, credentials: CREDENTIALS }),
         log: (line) => logs.push(JSON.parse(line)),
+        metrics: (line) => metrics.push(JSON.parse(line)),
     });
     const handle = handlerWith(settings);
     emulator.proxy.calls.length = 0;
@@ -136,6 +140,7 @@ export async function buildWorld(emulator: Emulator, options: WorldOptions = {})
         handle,
         reconfigured: (changes) => handlerWith({ ...settings, ...changes }),
         logs,
+        metrics,
         instances: async (states = ["pending", "running"]) => {
             const result = await ec2.send(new DescribeInstancesCommand({
                 Filters: [{ Name: `tag:${TAG.stack}`, Values: [STACK] }, { Name: "instance-state-name", Values: states }],

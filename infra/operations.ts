@@ -1,0 +1,103 @@
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import { METRIC, METRIC_NAMESPACE } from "../handler/metrics";
+
+/**
+ * What an operator watches: a dashboard of the handler's metrics (instances per zone by market,
+ * warnings, replacements, failures, time from notice to registration, dead letters) and alarms
+ * on dead letters and on any zone below its count for longer than two reconcile periods.
+ */
+
+export interface OperationsArgs {
+    stack: string;
+    region: string;
+    zones: string[];
+    instancesPerZone: number;
+    reconcileMinutes: number;
+    deadLetterQueueName: pulumi.Input<string>;
+    /** SNS topic the alarms notify; none leaves them on the dashboard only. */
+    alarmTopicArn?: string;
+}
+
+/** The dashboard's widgets, as CloudWatch's dashboard body expects them. */
+export function dashboardBody(args: Omit<OperationsArgs, "deadLetterQueueName" | "alarmTopicArn"> & { deadLetterQueueName: string }): string {
+    const stackMetric = (name: string, stat: string, extra: Record<string, string> = {}) =>
+        [METRIC_NAMESPACE, name, "Stack", args.stack, ...Object.entries(extra).flat(), { stat, label: Object.values(extra).join(" ") || name }];
+    const widget = (title: string, metrics: unknown[], x: number, y: number, extra: Record<string, unknown> = {}) => ({
+        type: "metric",
+        x,
+        y,
+        width: 12,
+        height: 6,
+        properties: { title, region: args.region, metrics, view: "timeSeries", period: args.reconcileMinutes * 60, ...extra },
+    });
+    return JSON.stringify({
+        widgets: [
+            widget("Instances per zone", args.zones.map((zone) => stackMetric(METRIC.instancesInZone, "Minimum", { Zone: zone })), 0, 0, {
+                annotations: { horizontal: [{ label: "instancesPerZone", value: args.instancesPerZone }] },
+            }),
+            widget("On-demand instances per zone", args.zones.map((zone) => stackMetric(METRIC.onDemandInZone, "Maximum", { Zone: zone })), 12, 0),
+            widget("Warnings, replacements, failures", [
+                stackMetric(METRIC.warnings, "Sum"),
+                stackMetric(METRIC.replacements, "Sum"),
+                stackMetric(METRIC.failures, "Sum"),
+            ], 0, 6),
+            widget("Notice to registered (ms); InService follows two 5 s health checks later", [
+                stackMetric(METRIC.noticeToRegistered, "p50"),
+                stackMetric(METRIC.noticeToRegistered, "Maximum"),
+            ], 12, 6),
+            widget("Events in the dead-letter queue", [["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", args.deadLetterQueueName, { stat: "Maximum" }]], 0, 12),
+        ],
+    });
+}
+
+export class Operations extends pulumi.ComponentResource {
+    public readonly dashboardName: pulumi.Output<string>;
+    public readonly alarms: aws.cloudwatch.MetricAlarm[];
+
+    constructor(name: string, args: OperationsArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("spot-availability:index:Operations", name, {}, opts);
+        const actions = args.alarmTopicArn === undefined ? [] : [args.alarmTopicArn];
+
+        const dashboard = new aws.cloudwatch.Dashboard(name, {
+            dashboardName: `${args.stack.replace(/[^A-Za-z0-9_-]/g, "-")}-spot`,
+            dashboardBody: pulumi.output(args.deadLetterQueueName).apply((deadLetterQueueName) => dashboardBody({ ...args, deadLetterQueueName })),
+        }, { parent: this });
+
+        this.alarms = [
+            new aws.cloudwatch.MetricAlarm(`${name}-dead-letters`, {
+                alarmDescription: `${args.stack}: an event the handler could not act on reached the dead-letter queue`,
+                namespace: "AWS/SQS",
+                metricName: "ApproximateNumberOfMessagesVisible",
+                dimensions: { QueueName: args.deadLetterQueueName },
+                statistic: "Maximum",
+                period: 300,
+                evaluationPeriods: 1,
+                threshold: 1,
+                comparisonOperator: "GreaterThanOrEqualToThreshold",
+                treatMissingData: "notBreaching",
+                alarmActions: actions,
+                okActions: actions,
+            }, { parent: this }),
+            ...args.zones.map((zone) => new aws.cloudwatch.MetricAlarm(`${name}-${zone}-below-count`, {
+                alarmDescription: `${args.stack}: ${zone} has held fewer than ${args.instancesPerZone} instances for longer than two reconcile periods`,
+                namespace: METRIC_NAMESPACE,
+                metricName: METRIC.instancesInZone,
+                dimensions: { Stack: args.stack, Zone: zone },
+                statistic: "Minimum",
+                period: args.reconcileMinutes * 60,
+                // Three periods in a row: longer than two reconcile periods.
+                evaluationPeriods: 3,
+                datapointsToAlarm: 3,
+                threshold: args.instancesPerZone,
+                comparisonOperator: "LessThanThreshold",
+                // The handler reports every period; silence means it is not running.
+                treatMissingData: "breaching",
+                alarmActions: actions,
+                okActions: actions,
+            }, { parent: this })),
+        ];
+        this.dashboardName = dashboard.dashboardName;
+        this.registerOutputs({ dashboardName: this.dashboardName });
+    }
+}

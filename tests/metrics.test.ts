@@ -1,0 +1,57 @@
+import * as assert from "assert";
+import { TerminateInstancesCommand } from "@aws-sdk/client-ec2";
+import { METRIC_NAMESPACE, metricLine } from "../handler/metrics";
+import { Emulator } from "./support/emulator";
+import { freshWorld, interruptionWarning, scheduledEvent, World } from "./support/world";
+
+/** What the handler tells CloudWatch, in the embedded metric format. */
+
+describe("metricLine", () => {
+    it("writes an EMF document CloudWatch Logs turns into metrics", () => {
+        const document = JSON.parse(metricLine("p/s", { InstancesInZone: 2 }, { Zone: "us-east-2a" }, {}, 1_700_000_000_000));
+        assert.deepStrictEqual(document, {
+            _aws: {
+                Timestamp: 1_700_000_000_000,
+                CloudWatchMetrics: [{ Namespace: METRIC_NAMESPACE, Dimensions: [["Stack", "Zone"]], Metrics: [{ Name: "InstancesInZone", Unit: "Count" }] }],
+            },
+            Stack: "p/s",
+            Zone: "us-east-2a",
+            InstancesInZone: 2,
+        });
+    });
+});
+
+describe("the handler's metrics", () => {
+    let emulator: Emulator;
+    let world: World;
+    beforeEach(async () => {
+        ({ emulator, world } = await freshWorld());
+    });
+
+    it("counts a warning and a replacement, with the time from notice to registration and the price", async () => {
+        emulator.proxy.spotPrices = { "us-east-2a": 0.004, "us-east-2b": 0.0031, "us-east-2c": 0.005 };
+        const warning = interruptionWarning(world.declared["Prometheus-B"]);
+        await world.handle(warning);
+        const [warned, replaced] = world.metrics;
+        assert.strictEqual(warned.InterruptionWarnings, 1);
+        assert.strictEqual(replaced.Replacements, 1);
+        assert.ok(replaced.NoticeToRegisteredMs >= 0 && replaced.NoticeToRegisteredMs < 60_000);
+        assert.strictEqual(replaced.zone, "us-east-2b");
+        assert.strictEqual(replaced.price, 0.0031);
+        assert.strictEqual(replaced.Stack, world.settings.stack);
+    });
+
+    it("reports every zone's count at each reconcile, so an alarm can see a zone stay short", async () => {
+        emulator.proxy.capacityFaults = [{ zone: "us-east-2a", code: "InsufficientInstanceCapacity" }];
+        await world.ec2.send(new TerminateInstancesCommand({ InstanceIds: [world.declared["Prometheus-A"]] }));
+        await world.handle(scheduledEvent());
+        const counts = Object.fromEntries(world.metrics.filter((m) => "InstancesInZone" in m).map((m) => [m.Zone, m.InstancesInZone]));
+        assert.deepStrictEqual(counts, { "us-east-2a": 0, "us-east-2b": 1, "us-east-2c": 1 });
+    });
+
+    it("counts a replacement that found no capacity anywhere", async () => {
+        emulator.proxy.capacityFaults = [{ code: "InsufficientInstanceCapacity" }];
+        await assert.rejects(world.handle(interruptionWarning(world.declared["Prometheus-B"])), /CapacityError|no capacity/);
+        assert.strictEqual(world.metrics.filter((m) => m.ReplacementFailures === 1).length, 1);
+    });
+});

@@ -1,0 +1,52 @@
+import * as assert from "assert";
+import { ProgramRun, runProgram } from "./support/program";
+
+/** The dashboard and alarms an operator watches. */
+
+const ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm";
+
+describe("operations on the dev stack", () => {
+    let run: ProgramRun;
+    before(async () => {
+        run = await runProgram();
+    });
+
+    it("alarms when an event reaches the dead-letter queue", () => {
+        const alarm = run.one(ALARM, "-dead-letters");
+        assert.strictEqual(alarm.inputs.namespace, "AWS/SQS");
+        assert.deepStrictEqual(alarm.inputs.dimensions, { QueueName: run.one("aws:sqs/queue:Queue").state.name });
+        assert.strictEqual(alarm.inputs.threshold, 1);
+        assert.deepStrictEqual(alarm.inputs.alarmActions, [], "no topic configured");
+    });
+
+    it("alarms when a zone stays below its count for longer than two reconcile periods", () => {
+        const zoneAlarms = run.ofType(ALARM).filter((alarm) => alarm.name.endsWith("-below-count"));
+        assert.deepStrictEqual(zoneAlarms.map((alarm) => alarm.inputs.dimensions.Zone).sort(), ["us-east-2a", "us-east-2b", "us-east-2c"]);
+        for (const alarm of zoneAlarms) {
+            assert.strictEqual(alarm.inputs.metricName, "InstancesInZone");
+            assert.strictEqual(alarm.inputs.dimensions.Stack, "spot-availability/dev");
+            assert.strictEqual(alarm.inputs.threshold, 1);
+            assert.strictEqual(alarm.inputs.comparisonOperator, "LessThanThreshold");
+            assert.strictEqual(alarm.inputs.period, 300);
+            assert.ok(alarm.inputs.evaluationPeriods * alarm.inputs.period > 2 * 300, "longer than two reconcile periods");
+            assert.strictEqual(alarm.inputs.datapointsToAlarm, alarm.inputs.evaluationPeriods);
+        }
+    });
+
+    it("draws instances per zone, warnings, replacements, failures, time to registration and dead letters", () => {
+        const body = JSON.parse(run.one("aws:cloudwatch/dashboard:Dashboard").inputs.dashboardBody);
+        const titles = body.widgets.map((widget: any) => widget.properties.title);
+        assert.deepStrictEqual(titles.length, 5);
+        const metricNames = body.widgets.flatMap((widget: any) => widget.properties.metrics.map((metric: unknown[]) => metric[1]));
+        for (const name of ["InstancesInZone", "OnDemandInstancesInZone", "InterruptionWarnings", "Replacements", "ReplacementFailures", "NoticeToRegisteredMs", "ApproximateNumberOfMessagesVisible"]) {
+            assert.ok(metricNames.includes(name), `${name} is on the dashboard`);
+        }
+        assert.strictEqual(run.outputs.dashboardName, "spot-availability-dev-spot");
+    });
+
+    it("notifies the configured topic", async () => {
+        const topic = "arn:aws:sns:us-east-2:123456789012:ops";
+        const withTopic = await runProgram({ config: { "spot-availability:alarmTopicArn": topic } });
+        assert.ok(withTopic.ofType(ALARM).every((alarm) => alarm.inputs.alarmActions[0] === topic && alarm.inputs.okActions[0] === topic));
+    });
+});
