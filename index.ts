@@ -13,5 +13,8 @@ export = async () => {
         handlerName: service.handlerName,
         logGroupName: service.logGroupName,
         dashboardName: service.dashboardName,
+        fleet: service.fleet,
+        // Only with `drill: true`.
+        ...(service.drillTemplates === undefined ? {} : { drillTemplates: service.drillTemplates }),
     };
 };

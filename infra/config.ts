@@ -32,6 +32,7 @@ export const DEFAULTS = {
     reconcileMinutes: 5,
     logRetentionDays: 14,
     alarmTopicArn: "",
+    drill: false,
 };
 
 export type ConfigKey = keyof typeof DEFAULTS;
@@ -91,6 +92,8 @@ export interface ServiceConfig {
     logRetentionDays: number;
     /** SNS topic the alarms notify; undefined for none. */
     alarmTopicArn?: string;
+    /** Declare the FIS experiment templates `npm run drill` starts. */
+    drill: boolean;
 }
 
 /** Raw config as Pulumi hands it over: strings, arrays as JSON text, absent keys undefined. */
@@ -363,6 +366,7 @@ export function parseConfig(raw: RawConfig, context: ConfigContext): ServiceConf
         reconcileMinutes,
         logRetentionDays,
         alarmTopicArn,
+        drill: boolean("drill", DEFAULTS.drill),
     };
 }
 

@@ -2,6 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { HandlerSettings } from "../handler/settings";
 import { ServiceConfig } from "./config";
 import { AliasRecord, DomainCertificate, HostedDomain, lookupHostedZone } from "./dns";
+import { Drill, DrillScope } from "./drill";
 import { Instances, lookupImage, MachineImage } from "./instances";
 import { InterruptionHandling } from "./interruptionHandling";
 import { LoadBalancer } from "./loadBalancer";
@@ -31,6 +32,17 @@ export async function resolveServiceArgs(config: ServiceConfig): Promise<SpotWeb
     return { config, network, image, domain };
 }
 
+/** What `npm run drill` and `npm run prices` need to know about a deployed stack. */
+export interface FleetSummary {
+    region: string;
+    /** The `spot-availability:stack` tag value every instance of the stack carries. */
+    stack: string;
+    zones: string[];
+    instancesPerZone: number;
+    instanceTypes: string[];
+    spotProductDescription: string;
+}
+
 /**
  * A web application on spot instances, one or more per zone behind an Application Load
  * Balancer, kept at its count by a Lambda that answers interruption notices.
@@ -45,6 +57,9 @@ export class SpotWebService extends pulumi.ComponentResource {
     public readonly handlerName: pulumi.Output<string>;
     public readonly logGroupName: pulumi.Output<string>;
     public readonly dashboardName: pulumi.Output<string>;
+    public readonly fleet: FleetSummary;
+    /** Scope (`instance` or a zone) → FIS experiment template id; undefined unless `drill`. */
+    public readonly drillTemplates?: pulumi.Output<Record<DrillScope, string>>;
 
     constructor(name: string, args: SpotWebServiceArgs, opts?: pulumi.ComponentResourceOptions) {
         super("spot-availability:index:SpotWebService", name, {}, opts);
@@ -127,6 +142,10 @@ export class SpotWebService extends pulumi.ComponentResource {
             alarmTopicArn: config.alarmTopicArn,
         }, { parent: this });
 
+        const drill = config.drill
+            ? new Drill(`${name}-drill`, { stack: config.stack, zones: network.subnets.map((subnet) => subnet.zone) }, { parent: this })
+            : undefined;
+
         this.albDnsName = loadBalancer.loadBalancer.dnsName;
         this.url = domain === undefined ? pulumi.interpolate`http://${this.albDnsName}` : pulumi.output(`https://${domain.domainName}`);
         this.targetGroupArn = loadBalancer.targetGroup.arn;
@@ -135,6 +154,15 @@ export class SpotWebService extends pulumi.ComponentResource {
         this.handlerName = handling.function.name;
         this.logGroupName = handling.logGroup.name;
         this.dashboardName = operations.dashboardName;
+        this.fleet = {
+            region: config.region,
+            stack: config.stack,
+            zones: this.zones,
+            instancesPerZone: config.instancesPerZone,
+            instanceTypes: config.instanceTypes,
+            spotProductDescription: config.spotProductDescription,
+        };
+        this.drillTemplates = drill?.templates;
         this.registerOutputs({
             url: this.url,
             albDnsName: this.albDnsName,
@@ -144,6 +172,8 @@ export class SpotWebService extends pulumi.ComponentResource {
             handlerName: this.handlerName,
             logGroupName: this.logGroupName,
             dashboardName: this.dashboardName,
+            fleet: this.fleet,
+            drillTemplates: this.drillTemplates,
         });
     }
 }

@@ -106,9 +106,17 @@ describe("the dev stack", () => {
         assert.strictEqual(run.outputs.url, `http://${run.one(LOAD_BALANCER).state.dnsName}`);
     });
 
-    it("exports url, albDnsName, targetGroupArn, instances, zones, handlerName, logGroupName and dashboardName", () => {
+    it("exports url, albDnsName, targetGroupArn, instances, zones, handlerName, logGroupName, dashboardName and fleet", () => {
         const fn = run.one(FUNCTION);
-        assert.deepStrictEqual(Object.keys(run.outputs).sort(), ["albDnsName", "dashboardName", "handlerName", "instances", "logGroupName", "targetGroupArn", "url", "zones"]);
+        assert.deepStrictEqual(Object.keys(run.outputs).sort(), ["albDnsName", "dashboardName", "fleet", "handlerName", "instances", "logGroupName", "targetGroupArn", "url", "zones"]);
+        assert.deepStrictEqual(run.outputs.fleet, {
+            region: "us-east-2",
+            stack: "spot-availability/dev",
+            zones: REGION_ZONES,
+            instancesPerZone: 1,
+            instanceTypes: ["t3.micro", "t3a.micro", "t2.micro"],
+            spotProductDescription: "Linux/UNIX",
+        });
         assert.deepStrictEqual(run.outputs.instances, Object.fromEntries(run.ofType(INSTANCE).map((i) => [i.name, i.id])));
         assert.deepStrictEqual(run.outputs.zones, REGION_ZONES);
         assert.strictEqual(run.outputs.targetGroupArn, run.one(TARGET_GROUP).state.arn);
