@@ -17,7 +17,7 @@ import {
 } from "@aws-sdk/client-elastic-load-balancing-v2";
 import type { RetryStrategyV2 } from "@smithy/types";
 import { INSTANCE_STATES, InstanceState } from "./events";
-import { LaunchAttempt, ObservedInstance, TargetState } from "./model";
+import { LaunchAttempt, ObservedInstance, SpotPrices, TargetState } from "./model";
 import { HandlerSettings } from "./settings";
 import { instanceTags, TAG } from "./tags";
 
@@ -142,18 +142,19 @@ export class StackFleet {
         );
     }
 
-    /** Current spot price of the preferred type in each zone: one call for all zones. */
-    async spotPrices(): Promise<Record<string, number>> {
+    /** Current spot prices, zone → instance type → USD per hour: one call for every configured type and zone. */
+    async spotPrices(): Promise<SpotPrices> {
         const result = await this.clients.ec2.send(new DescribeSpotPriceHistoryCommand({
-            InstanceTypes: [this.settings.instanceTypes[0] as _InstanceType],
+            InstanceTypes: this.settings.instanceTypes as _InstanceType[],
             ProductDescriptions: [this.settings.spotProductDescription],
             StartTime: new Date(),
         }));
-        const prices: Record<string, number> = {};
+        const prices: SpotPrices = {};
         for (const entry of result.SpotPriceHistory ?? []) {
             const price = Number(entry.SpotPrice);
-            if (entry.AvailabilityZone && Number.isFinite(price)) {
-                prices[entry.AvailabilityZone] = Math.min(prices[entry.AvailabilityZone] ?? price, price);
+            if (entry.AvailabilityZone && entry.InstanceType && Number.isFinite(price)) {
+                const zone = (prices[entry.AvailabilityZone] ??= {});
+                zone[entry.InstanceType] = Math.min(zone[entry.InstanceType] ?? price, price);
             }
         }
         return prices;

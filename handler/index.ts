@@ -1,6 +1,6 @@
 import { AwsClients, createClients, LaunchOutcome, StackFleet } from "./aws";
 import { HandlerEvent, parseEvent } from "./events";
-import { Action, Observation } from "./model";
+import { Action, Observation, SpotPrices } from "./model";
 import { METRIC, metricLine } from "./metrics";
 import { placesByZone, plan } from "./planner";
 import { HandlerSettings } from "./settings";
@@ -80,12 +80,14 @@ export function createHandler(settings: HandlerSettings, dependencies: HandlerDe
         }
         // Drains go out at once; the spot prices that rank zones are read meanwhile, only if a launch needs them.
         const drains = actions.filter((action) => action.kind === "drain");
-        const [prices] = await Promise.all([
+        const [prices]: [SpotPrices | undefined, unknown] = await Promise.all([
             actions.some((action) => action.kind === "launch") ? fleet.spotPrices() : Promise.resolve(undefined),
             Promise.all(drains.map((action) => execute(action))),
         ]);
         if (prices !== undefined) {
-            actions = plan(event, { ...observation, prices }, settings);
+            // Zones are ranked by the preferred type's price.
+            const preferred = settings.instanceTypes[0];
+            actions = plan(event, { ...observation, prices: Object.fromEntries(Object.entries(prices).filter(([, byType]) => preferred in byType).map(([zone, byType]) => [zone, byType[preferred]])) }, settings);
         }
         const results = await Promise.allSettled(actions.filter((action) => action.kind !== "drain").map((action) => execute(action)));
         const failures = results.filter((result): result is PromiseRejectedResult => result.status === "rejected").map((result) => result.reason as Error);
@@ -126,6 +128,7 @@ export function createHandler(settings: HandlerSettings, dependencies: HandlerDe
                 throw new CapacityError(`no capacity to ${action.reason}: tried zones ${zones} and types ${types} (${tried.join("; ")})`);
             }
             const { instanceId, attempt } = outcome;
+            const price = attempt.market === "spot" ? prices?.[attempt.zone]?.[attempt.instanceType] : undefined;
             log({
                 action: "launch",
                 replaces: action.replaces,
@@ -133,7 +136,7 @@ export function createHandler(settings: HandlerSettings, dependencies: HandlerDe
                 zone: attempt.zone,
                 instanceType: attempt.instanceType,
                 market: attempt.market,
-                price: attempt.market === "spot" ? prices?.[attempt.zone] : undefined,
+                price,
                 launched: instanceId,
                 result: "launched",
                 tried,
@@ -146,7 +149,7 @@ export function createHandler(settings: HandlerSettings, dependencies: HandlerDe
                 metric(
                     { [METRIC.replacements]: 1, [METRIC.noticeToRegistered]: Date.now() - noticedAt },
                     {},
-                    { zone: attempt.zone, instanceType: attempt.instanceType, market: attempt.market, price: attempt.market === "spot" ? prices?.[attempt.zone] : undefined, launched: instanceId },
+                    { zone: attempt.zone, instanceType: attempt.instanceType, market: attempt.market, price, launched: instanceId },
                 );
             } catch (error) {
                 // Capacity is restored; the running state-change event or the next reconcile registers it.

@@ -31,6 +31,9 @@ export interface Observation {
     prices?: Record<string, number>;
 }
 
+/** Current spot prices: zone → instance type → USD per hour. */
+export type SpotPrices = Record<string, Record<string, number>>;
+
 export interface LaunchAttempt {
     zone: string;
     instanceType: string;

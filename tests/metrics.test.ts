@@ -41,6 +41,15 @@ describe("the handler's metrics", () => {
         assert.strictEqual(replaced.Stack, world.settings.stack);
     });
 
+    it("logs the spot price of the type it launched, when the preferred type had no capacity", async () => {
+        emulator.proxy.spotPrices = { "us-east-2b": { "t3.micro": 0.0031, "t3a.micro": 0.0029, "t2.micro": 0.0035 } };
+        emulator.proxy.capacityFaults = [{ zone: "us-east-2b", instanceType: "t3.micro", code: "InsufficientInstanceCapacity" }];
+        await world.handle(interruptionWarning(world.declared["Prometheus-B"]));
+        const launch = world.logs.find((line) => line.action === "launch" && line.result === "launched");
+        assert.deepStrictEqual([launch?.instanceType, launch?.price], ["t3a.micro", 0.0029]);
+        assert.strictEqual(world.metrics.find((m) => m.Replacements === 1)?.price, 0.0029);
+    });
+
     it("reports every zone's count at each reconcile, so an alarm can see a zone stay short", async () => {
         emulator.proxy.capacityFaults = [{ zone: "us-east-2a", code: "InsufficientInstanceCapacity" }];
         await world.ec2.send(new TerminateInstancesCommand({ InstanceIds: [world.declared["Prometheus-A"]] }));

@@ -73,8 +73,8 @@ export class FaultProxy {
     throttles: Record<string, number> = {};
     /** How many more RegisterTargets calls fail. */
     failingRegistrations = 0;
-    /** Spot price of every type by zone; undefined lets moto answer (0.00001 everywhere). */
-    spotPrices: Record<string, number> | undefined;
+    /** Spot price by zone, for every type or by type; undefined lets moto answer (0.00001 everywhere). */
+    spotPrices: Record<string, number | Record<string, number>> | undefined;
     /** Target health to report instead of moto's, by instance id. */
     targetHealth: Record<string, string> = {};
 
@@ -190,8 +190,8 @@ export class FaultProxy {
     private spotPriceHistory(params: Record<string, string>): Answer {
         const types = Object.entries(params).filter(([key]) => key.startsWith("InstanceType.")).map(([, value]) => value);
         const description = params["ProductDescription.1"] ?? "Linux/UNIX";
-        const items = Object.entries(this.spotPrices ?? {}).flatMap(([zone, price]) =>
-            types.map((type) =>
+        const items = Object.entries(this.spotPrices ?? {}).flatMap(([zone, prices]) =>
+            types.filter((type) => typeof prices === "number" || type in prices).map((type) => ({ type, price: typeof prices === "number" ? prices : prices[type] })).map(({ type, price }) =>
                 `<item><instanceType>${type}</instanceType><productDescription>${escapeXml(description)}</productDescription><spotPrice>${price}</spotPrice><timestamp>${new Date().toISOString()}</timestamp><availabilityZone>${zone}</availabilityZone></item>`));
         return {
             status: 200,
