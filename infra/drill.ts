@@ -12,8 +12,8 @@ import { TAG } from "../handler/tags";
 /** Tag on each template that says what it interrupts: `instance`, or a zone name. */
 export const DRILL_TAG = "spot-availability:drill";
 
-/** What a template interrupts: one instance anywhere, or a whole zone. */
-export type DrillScope = "instance" | string;
+/** What a template interrupts: `instance` (one, anywhere) or a zone's name (all of that zone). */
+export type DrillScope = string;
 
 /** FIS's own notice period; longer ones send a rebalance recommendation first. */
 const NOTICE = "PT2M";

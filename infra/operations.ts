@@ -21,8 +21,8 @@ export interface OperationsArgs {
 
 /** The dashboard's widgets, as CloudWatch's dashboard body expects them. */
 export function dashboardBody(args: Omit<OperationsArgs, "deadLetterQueueName" | "alarmTopicArn"> & { deadLetterQueueName: string }): string {
-    const stackMetric = (name: string, stat: string, extra: Record<string, string> = {}) =>
-        [METRIC_NAMESPACE, name, "Stack", args.stack, ...Object.entries(extra).flat(), { stat, label: Object.values(extra).join(" ") || name }];
+    const stackMetric = (name: string, stat: string, extra: Record<string, string> = {}, options: Record<string, unknown> = {}) =>
+        [METRIC_NAMESPACE, name, "Stack", args.stack, ...Object.entries(extra).flat(), { stat, label: Object.values(extra).join(" ") || name, ...options }];
     const widget = (title: string, metrics: unknown[], x: number, y: number, extra: Record<string, unknown> = {}) => ({
         type: "metric",
         x,
@@ -36,7 +36,12 @@ export function dashboardBody(args: Omit<OperationsArgs, "deadLetterQueueName" |
             widget("Instances per zone", args.zones.map((zone) => stackMetric(METRIC.instancesInZone, "Minimum", { Zone: zone })), 0, 0, {
                 annotations: { horizontal: [{ label: "instancesPerZone", value: args.instancesPerZone }] },
             }),
-            widget("On-demand instances per zone", args.zones.map((zone) => stackMetric(METRIC.onDemandInZone, "Maximum", { Zone: zone })), 12, 0),
+            // By market: spot is the zone's count less its on-demand fallbacks.
+            widget("Instances per zone by market", args.zones.flatMap((zone, i) => [
+                stackMetric(METRIC.instancesInZone, "Average", { Zone: zone }, { id: `all${i}`, visible: false }),
+                stackMetric(METRIC.onDemandInZone, "Average", { Zone: zone }, { id: `onDemand${i}`, label: `${zone} on-demand` }),
+                [{ expression: `all${i} - onDemand${i}`, id: `spot${i}`, label: `${zone} spot` }],
+            ]), 12, 0, { stacked: true }),
             widget("Warnings, replacements, failures", [
                 stackMetric(METRIC.warnings, "Sum"),
                 stackMetric(METRIC.replacements, "Sum"),

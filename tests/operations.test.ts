@@ -41,6 +41,12 @@ describe("operations on the dev stack", () => {
         for (const name of ["InstancesInZone", "OnDemandInstancesInZone", "InterruptionWarnings", "Replacements", "ReplacementFailures", "NoticeToRegisteredMs", "ApproximateNumberOfMessagesVisible"]) {
             assert.ok(metricNames.includes(name), `${name} is on the dashboard`);
         }
+        const byMarket = body.widgets.find((widget: any) => widget.properties.title === "Instances per zone by market").properties.metrics;
+        assert.deepStrictEqual(byMarket.filter((metric: any[]) => metric[0].expression).map((metric: any[]) => [metric[0].expression, metric[0].label]), [
+            ["all0 - onDemand0", "us-east-2a spot"],
+            ["all1 - onDemand1", "us-east-2b spot"],
+            ["all2 - onDemand2", "us-east-2c spot"],
+        ]);
         assert.strictEqual(run.outputs.dashboardName, "spot-availability-dev-spot");
     });
 
