@@ -15,6 +15,9 @@ export const DRILL_TAG = "spot-availability:drill";
 /** What a template interrupts: `instance` (one, anywhere) or a zone's name (all of that zone). */
 export type DrillScope = string;
 
+/** The name each template gives the instances it interrupts; `npm run drill` asks FIS for them by it. */
+export const FIS_TARGET = "spot-instances";
+
 /** FIS's own notice period; longer ones send a rebalance recommendation first. */
 const NOTICE = "PT2M";
 
@@ -54,7 +57,7 @@ export function drillExperiment(stack: string, scope: DrillScope): Pick<aws.fis.
             ? `${stack}: spot interruption notice to every running spot instance in ${scope}`
             : `${stack}: spot interruption notice to one running spot instance`,
         targets: [{
-            name: "spot-instances",
+            name: FIS_TARGET,
             resourceType: "aws:ec2:spot-instance",
             resourceTags: [{ key: TAG.stack, value: stack }],
             filters: [
@@ -67,7 +70,7 @@ export function drillExperiment(stack: string, scope: DrillScope): Pick<aws.fis.
             name: "interrupt",
             actionId: "aws:ec2:send-spot-instance-interruptions",
             parameters: [{ key: "durationBeforeInterruption", value: NOTICE }],
-            target: { key: "SpotInstances", value: "spot-instances" },
+            target: { key: "SpotInstances", value: FIS_TARGET },
         }],
     };
 }

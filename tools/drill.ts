@@ -4,6 +4,7 @@ import { EC2Client, paginateDescribeInstances } from "@aws-sdk/client-ec2";
 import { DescribeTargetHealthCommand, ElasticLoadBalancingV2Client } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { FisClient, GetExperimentCommand, ListExperimentResolvedTargetsCommand, StartExperimentCommand } from "@aws-sdk/client-fis";
 import { TAG } from "../handler/tags";
+import { FIS_TARGET } from "../infra/drill";
 import type { FleetSummary } from "../infra/service";
 import { DeployedStack, parseOptions, UsageError } from "./deployedStack";
 
@@ -15,9 +16,6 @@ import { DeployedStack, parseOptions, UsageError } from "./deployedStack";
  */
 
 export const DRILL_USAGE = "npm run drill -- --stack <name> [--zone <zone>] [--timeout-minutes <1-60>]";
-
-/** The target name the experiment templates give the instances they interrupt. */
-const FIS_TARGET = "spot-instances";
 
 /** The notice FIS sends comes this long before the instance is interrupted. */
 export const NOTICE_MS = 120_000;
