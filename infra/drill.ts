@@ -18,6 +18,9 @@ export type DrillScope = string;
 /** The name each template gives the instances it interrupts; `npm run drill` asks FIS for them by it. */
 export const FIS_TARGET = "spot-instances";
 
+/** The name of the templates' one action; its start time is when the notice went out. */
+export const FIS_ACTION = "interrupt";
+
 /** FIS's own notice period; longer ones send a rebalance recommendation first. */
 const NOTICE = "PT2M";
 
@@ -67,7 +70,7 @@ export function drillExperiment(stack: string, scope: DrillScope): Pick<aws.fis.
             selectionMode: wholeZone ? "ALL" : "COUNT(1)",
         }],
         actions: [{
-            name: "interrupt",
+            name: FIS_ACTION,
             actionId: "aws:ec2:send-spot-instance-interruptions",
             parameters: [{ key: "durationBeforeInterruption", value: NOTICE }],
             target: { key: "SpotInstances", value: FIS_TARGET },

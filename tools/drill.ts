@@ -4,7 +4,7 @@ import { EC2Client, paginateDescribeInstances } from "@aws-sdk/client-ec2";
 import { DescribeTargetHealthCommand, ElasticLoadBalancingV2Client } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { FisClient, GetExperimentCommand, ListExperimentResolvedTargetsCommand, StartExperimentCommand } from "@aws-sdk/client-fis";
 import { TAG } from "../handler/tags";
-import { FIS_TARGET } from "../infra/drill";
+import { FIS_ACTION, FIS_TARGET } from "../infra/drill";
 import type { FleetSummary } from "../infra/service";
 import { DeployedStack, parseOptions, UsageError } from "./deployedStack";
 
@@ -272,7 +272,7 @@ export async function runDrill(clients: DrillClients, deployed: DeployedStack, t
         if (status === "failed" || status === "stopped") {
             throw new Error(`FIS experiment ${experimentId} ${status}: ${experiment?.state?.reason ?? "no reason given"}`);
         }
-        noticeAt ??= experiment?.actions?.interrupt?.startTime?.getTime();
+        noticeAt ??= experiment?.actions?.[FIS_ACTION]?.startTime?.getTime();
         if (noticeAt !== undefined && noticed.length === 0) {
             const resolved = await clients.fis.send(new ListExperimentResolvedTargetsCommand({ experimentId, targetName: FIS_TARGET }));
             noticed = instanceIdsOf((resolved.resolvedTargets ?? []).map((target) => target.targetInformation ?? {}));
