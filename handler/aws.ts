@@ -110,27 +110,38 @@ export function toObservedInstance(instance: Instance): ObservedInstance | undef
     };
 }
 
+/**
+ * Every instance carrying the stack's tag, in the given states (all when none are given): one
+ * paginated DescribeInstances, whatever the zone count.
+ */
+export async function describeStackInstances(ec2: EC2Client, stack: string, states?: InstanceState[]): Promise<ObservedInstance[]> {
+    const observed: ObservedInstance[] = [];
+    const pages = paginateDescribeInstances({ client: ec2 }, {
+        Filters: [
+            { Name: `tag:${TAG.stack}`, Values: [stack] },
+            ...(states === undefined ? [] : [{ Name: "instance-state-name", Values: states }]),
+        ],
+    });
+    for await (const page of pages) {
+        for (const instance of (page.Reservations ?? []).flatMap((reservation) => reservation.Instances ?? [])) {
+            const parsed = toObservedInstance(instance);
+            if (parsed) {
+                observed.push(parsed);
+            }
+        }
+    }
+    return observed;
+}
+
 export class StackFleet {
     constructor(
         private readonly clients: AwsClients,
         private readonly settings: HandlerSettings,
     ) {}
 
-    /** Every instance carrying this stack's tag: one paginated DescribeInstances, whatever the zone count. */
-    async describeInstances(): Promise<ObservedInstance[]> {
-        const observed: ObservedInstance[] = [];
-        const pages = paginateDescribeInstances({ client: this.clients.ec2 }, {
-            Filters: [{ Name: `tag:${TAG.stack}`, Values: [this.settings.stack] }],
-        });
-        for await (const page of pages) {
-            for (const instance of (page.Reservations ?? []).flatMap((reservation) => reservation.Instances ?? [])) {
-                const parsed = toObservedInstance(instance);
-                if (parsed) {
-                    observed.push(parsed);
-                }
-            }
-        }
-        return observed;
+    /** Every instance carrying this stack's tag, in any state. */
+    describeInstances(): Promise<ObservedInstance[]> {
+        return describeStackInstances(this.clients.ec2, this.settings.stack);
     }
 
     async describeTargets(): Promise<Record<string, TargetState>> {

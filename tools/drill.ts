@@ -1,9 +1,9 @@
 import { randomUUID } from "crypto";
 import { setTimeout as sleepFor } from "timers/promises";
-import { EC2Client, paginateDescribeInstances } from "@aws-sdk/client-ec2";
+import { EC2Client } from "@aws-sdk/client-ec2";
 import { DescribeTargetHealthCommand, ElasticLoadBalancingV2Client } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { FisClient, GetExperimentCommand, ListExperimentResolvedTargetsCommand, StartExperimentCommand } from "@aws-sdk/client-fis";
-import { TAG } from "../handler/tags";
+import { describeStackInstances } from "../handler/aws";
 import { FIS_ACTION, FIS_TARGET } from "../infra/drill";
 import type { FleetSummary } from "../infra/service";
 import { DeployedStack, parseOptions, UsageError } from "./deployedStack";
@@ -206,26 +206,12 @@ export interface DrillResult {
 
 /** The stack's live instances and their target health, in one sample. */
 export async function observe(clients: Pick<DrillClients, "ec2" | "elb">, deployed: DeployedStack, now: () => number): Promise<Sample> {
-    const [zones, health] = await Promise.all([
-        (async () => {
-            const zones: Record<string, string> = {};
-            const pages = paginateDescribeInstances({ client: clients.ec2 }, {
-                Filters: [
-                    { Name: `tag:${TAG.stack}`, Values: [deployed.fleet.stack] },
-                    { Name: "instance-state-name", Values: ["pending", "running", "shutting-down", "stopping"] },
-                ],
-            });
-            for await (const page of pages) {
-                for (const instance of (page.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
-                    zones[instance.InstanceId as string] = instance.Placement?.AvailabilityZone as string;
-                }
-            }
-            return zones;
-        })(),
+    const [instances, health] = await Promise.all([
+        describeStackInstances(clients.ec2, deployed.fleet.stack, ["pending", "running", "shutting-down", "stopping"]),
         clients.elb.send(new DescribeTargetHealthCommand({ TargetGroupArn: deployed.targetGroupArn })),
     ]);
     const states = Object.fromEntries((health.TargetHealthDescriptions ?? []).map((d) => [d.Target?.Id, d.TargetHealth?.State ?? "unknown"]));
-    return { at: now(), instances: Object.fromEntries(Object.entries(zones).map(([id, zone]) => [id, { zone, health: states[id] ?? "unregistered" }])) };
+    return { at: now(), instances: Object.fromEntries(instances.map(({ id, zone }) => [id, { zone, health: states[id] ?? "unregistered" }])) };
 }
 
 /** Instance ids in FIS's resolved targets, whichever key (id or ARN) carries them. */
@@ -277,14 +263,15 @@ export async function runDrill(clients: DrillClients, deployed: DeployedStack, t
             const resolved = await clients.fis.send(new ListExperimentResolvedTargetsCommand({ experimentId, targetName: FIS_TARGET }));
             noticed = instanceIdsOf((resolved.resolvedTargets ?? []).map((target) => target.targetInformation ?? {}));
         }
-        const counts = Object.entries(inServiceByZone(sample, fleet.zones)).map(([zone, count]) => `${zone} ${count}/${fleet.instancesPerZone}`).join(", ");
+        const inService = inServiceByZone(sample, fleet.zones);
+        const counts = Object.entries(inService).map(([zone, count]) => `${zone} ${count}/${fleet.instancesPerZone}`).join(", ");
         if (counts !== lastCounts) {
             options.print(`${noticeAt === undefined ? "before the notice" : `+${seconds(sample.at - noticeAt)}`}  InService: ${counts}`);
             lastCounts = counts;
         }
         if (noticeAt !== undefined && noticed.length > 0) {
             summary = summarizeDrill(samples, noticeAt, noticed, fleet);
-            const full = Object.values(inServiceByZone(sample, fleet.zones)).every((count) => count >= fleet.instancesPerZone);
+            const full = Object.values(inService).every((count) => count >= fleet.instancesPerZone);
             if (summary.complete && full) {
                 return { experimentId, summary, timedOut: false };
             }

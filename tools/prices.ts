@@ -1,6 +1,7 @@
-import { _InstanceType, EC2Client, paginateDescribeInstances, paginateDescribeSpotPriceHistory } from "@aws-sdk/client-ec2";
+import { _InstanceType, EC2Client, paginateDescribeSpotPriceHistory } from "@aws-sdk/client-ec2";
 import { GetProductsCommand, PricingClient } from "@aws-sdk/client-pricing";
-import { TAG } from "../handler/tags";
+import { describeStackInstances } from "../handler/aws";
+import { ObservedInstance } from "../handler/model";
 import type { FleetSummary } from "../infra/service";
 import { parseOptions } from "./deployedStack";
 
@@ -73,12 +74,7 @@ export function latestSpotPrices(history: SpotPricePoint[], zones: string[]): Sp
     return table;
 }
 
-export interface RunningInstance {
-    id: string;
-    instanceType: string;
-    zone: string;
-    market: "spot" | "on-demand";
-}
+export type RunningInstance = Pick<ObservedInstance, "id" | "instanceType" | "zone" | "market">;
 
 export interface FleetCost {
     instances: number;
@@ -194,21 +190,8 @@ export async function readOnDemandPrices(pricing: PriceClients["pricing"], fleet
 
 /** The stack's pending and running instances, with the market each runs on. */
 export async function readRunningInstances(ec2: EC2Client, stack: string): Promise<RunningInstance[]> {
-    const instances: RunningInstance[] = [];
-    const pages = paginateDescribeInstances({ client: ec2 }, {
-        Filters: [{ Name: `tag:${TAG.stack}`, Values: [stack] }, { Name: "instance-state-name", Values: ["pending", "running"] }],
-    });
-    for await (const page of pages) {
-        for (const instance of (page.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
-            instances.push({
-                id: instance.InstanceId as string,
-                instanceType: instance.InstanceType as string,
-                zone: instance.Placement?.AvailabilityZone as string,
-                market: instance.InstanceLifecycle === "spot" ? "spot" : "on-demand",
-            });
-        }
-    }
-    return instances;
+    const instances = await describeStackInstances(ec2, stack, ["pending", "running"]);
+    return instances.map(({ id, instanceType, zone, market }) => ({ id, instanceType, zone, market }));
 }
 
 export async function priceReport(clients: PriceClients, fleet: FleetSummary): Promise<string[]> {
