@@ -3,10 +3,10 @@ import { promisify } from "util";
 import * as path from "path";
 import { TerminateInstancesCommand } from "@aws-sdk/client-ec2";
 import { TAG } from "../handler/tags";
-import { CREDENTIALS, Emulator, stopEmulator, useEmulator } from "../tests/support/emulator";
-import { writeArchive } from "../tests/support/materialize";
-import { runProgram } from "../tests/support/program";
-import { buildWorld, interruptionWarning, scheduledEvent, stateChange, tag } from "../tests/support/world";
+import { CREDENTIALS, Emulator, stopEmulator, useEmulator } from "../rehearsal/emulator";
+import { writeArchive } from "../rehearsal/materialize";
+import { runProgram } from "../rehearsal/program";
+import { buildWorld, interruptionWarning, scheduledEvent, stateChange, tag } from "../rehearsal/world";
 
 /**
  * `npm run bench`: the Lambda archive's size and cold load, and the handler's calls and latency

@@ -1,10 +1,10 @@
 import { DescribeInstancesCommand, EC2Client, Instance, TerminateInstancesCommand } from "@aws-sdk/client-ec2";
 import { DescribeTargetHealthCommand, ElasticLoadBalancingV2Client } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { TAG } from "../handler/tags";
-import { CREDENTIALS, stopEmulator, useEmulator } from "../tests/support/emulator";
-import { inMoto, loadLambda } from "../tests/support/materialize";
-import { REGION, runProgram } from "../tests/support/program";
-import { interruptionWarning, scheduledEvent, stateChange, tag } from "../tests/support/world";
+import { CREDENTIALS, stopEmulator, useEmulator } from "../rehearsal/emulator";
+import { inMoto, loadLambda } from "../rehearsal/materialize";
+import { REGION, runProgram } from "../rehearsal/program";
+import { interruptionWarning, scheduledEvent, stateChange, tag } from "../rehearsal/world";
 
 /**
  * `npm run simulate`: a rehearsal without an AWS account. The dev stack is materialised in the

@@ -3,7 +3,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { parse } from "yaml";
 import { architectureOf, CONFIG_KEYS, ConfigContext, DEFAULTS, defaultHostedZone, parseConfig, RawConfig, scheduleExpression } from "../infra/config";
-import { DeclaredResource, ROOT, runProgram } from "./support/program";
+import { DeclaredResource, ROOT, runProgram } from "../rehearsal/program";
 
 /** Config: validated in full, by a pure function, before any resource is declared. */
 

@@ -1,8 +1,8 @@
 import * as assert from "assert";
 import { TerminateInstancesCommand } from "@aws-sdk/client-ec2";
 import { TAG } from "../handler/tags";
-import { Emulator } from "./support/emulator";
-import { freshWorld, interruptionWarning, scheduledEvent, tag, World } from "./support/world";
+import { Emulator } from "../rehearsal/emulator";
+import { freshWorld, interruptionWarning, scheduledEvent, tag, World } from "../rehearsal/world";
 
 /**
  * `pulumi config set` + `pulumi up`: the program bakes new settings into the handler, Pulumi

@@ -5,8 +5,8 @@ import { DRILL_TAG } from "../infra/drill";
 import { DeployedStack, parseStackOutputs, readDeployedStack } from "../tools/deployedStack";
 import { chooseTemplate, formatDrillReport, instanceIdsOf, parseDrillArgs, runDrill, Sample, summarizeDrill } from "../tools/drill";
 import { AuthorizationRequest, decide } from "./support/authorization";
-import { ProgramRun, REGION_ZONES, runProgram } from "./support/program";
-import { freshWorld, interruptionWarning, REGION, STACK, World } from "./support/world";
+import { ProgramRun, REGION_ZONES, runProgram } from "../rehearsal/program";
+import { freshWorld, interruptionWarning, REGION, STACK, World } from "../rehearsal/world";
 
 /** `npm run drill`: its command line, its reading of the timeline, and its FIS calls against a stub. */
 

@@ -5,10 +5,10 @@ import { CreateAccessKeyCommand, CreateUserCommand, IAMClient, PutUserPolicyComm
 import { PolicyDocument } from "../infra/interruptionHandling";
 import { AuthorizationRequest, authorizationRequests, decide, publicParameterArn, StackFacts } from "./support/authorization";
 import { instanceTags, TAG } from "../handler/tags";
-import { CREDENTIALS, Emulator, useEmulator } from "./support/emulator";
-import { inMoto, loadLambda } from "./support/materialize";
-import { ProgramRun, REGION, runProgram } from "./support/program";
-import { interruptionWarning, rebalanceRecommendation, scheduledEvent, stateChange, tag } from "./support/world";
+import { CREDENTIALS, Emulator, useEmulator } from "../rehearsal/emulator";
+import { inMoto, loadLambda } from "../rehearsal/materialize";
+import { ProgramRun, REGION, runProgram } from "../rehearsal/program";
+import { interruptionWarning, rebalanceRecommendation, scheduledEvent, stateChange, tag } from "../rehearsal/world";
 
 /**
  * The two sides agree: the dev stack, materialised in moto by the Pulumi mocks, and the Lambda

@@ -2,9 +2,9 @@ import * as assert from "assert";
 import { HandlerSettings } from "../handler/settings";
 import { TAG } from "../handler/tags";
 import { PolicyDocument } from "../infra/interruptionHandling";
-import { CREDENTIALS, useEmulator } from "./support/emulator";
-import { loadLambda } from "./support/materialize";
-import { ACCOUNT_ID, ProgramRun, runProgram } from "./support/program";
+import { CREDENTIALS, useEmulator } from "../rehearsal/emulator";
+import { loadLambda } from "../rehearsal/materialize";
+import { ACCOUNT_ID, ProgramRun, runProgram } from "../rehearsal/program";
 
 /**
  * The Lambda as `pulumi up` would upload it: the archive's contents, the settings baked into it,

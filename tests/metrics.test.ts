@@ -1,8 +1,8 @@
 import * as assert from "assert";
 import { TerminateInstancesCommand } from "@aws-sdk/client-ec2";
 import { METRIC_NAMESPACE, metricLine } from "../handler/metrics";
-import { Emulator } from "./support/emulator";
-import { freshWorld, interruptionWarning, scheduledEvent, World } from "./support/world";
+import { Emulator } from "../rehearsal/emulator";
+import { freshWorld, interruptionWarning, scheduledEvent, World } from "../rehearsal/world";
 
 /** What the handler tells CloudWatch, in the embedded metric format. */
 

@@ -1,5 +1,5 @@
 import * as assert from "assert";
-import { ProgramRun, runProgram } from "./support/program";
+import { ProgramRun, runProgram } from "../rehearsal/program";
 
 /** The dashboard and alarms an operator watches. */
 

@@ -1,6 +1,6 @@
 import * as assert from "assert";
-import { Emulator } from "./support/emulator";
-import { freshWorld, ec2Event, interruptionWarning, rebalanceRecommendation, scheduledEvent, stateChange, World } from "./support/world";
+import { Emulator } from "../rehearsal/emulator";
+import { freshWorld, ec2Event, interruptionWarning, rebalanceRecommendation, scheduledEvent, stateChange, World } from "../rehearsal/world";
 import { RunInstancesCommand } from "@aws-sdk/client-ec2";
 
 /** Every EC2 event of the account arrives: the handler writes only for its own instances, and never throws on junk. */

@@ -2,8 +2,8 @@ import * as assert from "assert";
 import { EC2Client } from "@aws-sdk/client-ec2";
 import { GetProductsCommand, PricingClient } from "@aws-sdk/client-pricing";
 import { fleetCost, formatPriceReport, latestSpotPrices, onDemandPrice, operatingSystemOf, parsePricesArgs, priceReport, RunningInstance } from "../tools/prices";
-import { CREDENTIALS, Emulator } from "./support/emulator";
-import { freshWorld, REGION, STACK } from "./support/world";
+import { CREDENTIALS, Emulator } from "../rehearsal/emulator";
+import { freshWorld, REGION, STACK } from "../rehearsal/world";
 
 /** `npm run prices`: spot next to on-demand, and what the running fleet costs. */
 

@@ -1,7 +1,7 @@
 import * as assert from "assert";
 import { TAG } from "../handler/tags";
-import { Emulator } from "./support/emulator";
-import { freshWorld, rebalanceRecommendation, scheduledEvent, tag, World } from "./support/world";
+import { Emulator } from "../rehearsal/emulator";
+import { freshWorld, rebalanceRecommendation, scheduledEvent, tag, World } from "../rehearsal/world";
 
 /** A rebalance recommendation: the replacement first; the old instance goes only once it is healthy. */
 

@@ -1,8 +1,8 @@
 import * as assert from "assert";
 import { TerminateInstancesCommand } from "@aws-sdk/client-ec2";
 import { TAG } from "../handler/tags";
-import { Emulator } from "./support/emulator";
-import { freshWorld, interruptionWarning, scheduledEvent, stateChange, tag, World } from "./support/world";
+import { Emulator } from "../rehearsal/emulator";
+import { freshWorld, interruptionWarning, scheduledEvent, stateChange, tag, World } from "../rehearsal/world";
 
 /** The schedule puts every zone back to its count, and trims only what the handler launched. */
 

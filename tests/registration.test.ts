@@ -1,7 +1,7 @@
 import * as assert from "assert";
 import { TAG } from "../handler/tags";
-import { Emulator } from "./support/emulator";
-import { freshWorld, interruptionWarning, scheduledEvent, stateChange, tag, World } from "./support/world";
+import { Emulator } from "../rehearsal/emulator";
+import { freshWorld, interruptionWarning, scheduledEvent, stateChange, tag, World } from "../rehearsal/world";
 
 /** A replacement whose registration failed is registered later, by the running event or the schedule. */
 

@@ -1,7 +1,7 @@
 import * as assert from "assert";
 import { TAG } from "../handler/tags";
-import { Emulator } from "./support/emulator";
-import { freshWorld, interruptionWarning, tag, World } from "./support/world";
+import { Emulator } from "../rehearsal/emulator";
+import { freshWorld, interruptionWarning, tag, World } from "../rehearsal/world";
 
 const handlerLaunched = async (world: World) => (await world.instances()).filter((i) => tag(i, TAG.launchedBy) === "handler");
 

@@ -2,7 +2,7 @@ import * as assert from "assert";
 import { DETAIL_TYPE } from "../handler/events";
 import { TAG } from "../handler/tags";
 import { DEREGISTRATION_DELAY_SECONDS } from "../infra/loadBalancer";
-import { ProgramRun, REGION_ZONES, runProgram } from "./support/program";
+import { ProgramRun, REGION_ZONES, runProgram } from "../rehearsal/program";
 
 /** The dev stack (`Pulumi.dev.yaml`) and its variants, declared under Pulumi's runtime mocks. */
 

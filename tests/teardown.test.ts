@@ -2,9 +2,9 @@ import * as assert from "assert";
 import { DescribeInstancesCommand, EC2Client, RunInstancesCommand } from "@aws-sdk/client-ec2";
 import { TAG } from "../handler/tags";
 import { terminateHandlerLaunched } from "../infra/teardown";
-import { CREDENTIALS, Emulator } from "./support/emulator";
-import { ProgramRun, runProgram } from "./support/program";
-import { freshWorld, REGION, World } from "./support/world";
+import { CREDENTIALS, Emulator } from "../rehearsal/emulator";
+import { ProgramRun, runProgram } from "../rehearsal/program";
+import { freshWorld, REGION, World } from "../rehearsal/world";
 
 /** `pulumi destroy` leaves nothing: the handler's instances are terminated, in the right order. */
 

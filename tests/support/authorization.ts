@@ -1,6 +1,6 @@
 import { runSimulation } from "@cloud-copilot/iam-simulate";
 import { PolicyDocument } from "../../infra/interruptionHandling";
-import { RecordedCall } from "./faultProxy";
+import { RecordedCall } from "../../rehearsal/faultProxy";
 
 /**
  * Turns each call the handler made into the authorisation requests AWS evaluates for it (action,

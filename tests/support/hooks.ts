@@ -1,4 +1,4 @@
-import { stopEmulator } from "./emulator";
+import { stopEmulator } from "../../rehearsal/emulator";
 
 /** Mocha root hooks: the shared emulator stops once every test has run. */
 export const mochaHooks = {

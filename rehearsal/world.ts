@@ -9,10 +9,10 @@ import {
     RunInstancesCommand,
 } from "@aws-sdk/client-ec2";
 import { CreateTargetGroupCommand, DescribeTargetHealthCommand, ElasticLoadBalancingV2Client, RegisterTargetsCommand } from "@aws-sdk/client-elastic-load-balancing-v2";
-import { createClients } from "../../handler/aws";
-import { createHandler } from "../../handler";
-import { HandlerSettings } from "../../handler/settings";
-import { instanceTags, TAG } from "../../handler/tags";
+import { createClients } from "../handler/aws";
+import { createHandler } from "../handler";
+import { HandlerSettings } from "../handler/settings";
+import { instanceTags, TAG } from "../handler/tags";
 import { CREDENTIALS, Emulator, useEmulator } from "./emulator";
 
 /**

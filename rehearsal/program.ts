@@ -9,7 +9,7 @@ import { parse } from "yaml";
  * defaults `Pulumi.yaml` declares, overlaid with the stack's own settings.
  */
 
-export const ROOT = path.resolve(__dirname, "..", "..");
+export const ROOT = path.resolve(__dirname, "..");
 export const ACCOUNT_ID = "123456789012";
 export const REGION = "us-east-2";
 export const REGION_ZONES = ["us-east-2a", "us-east-2b", "us-east-2c"];
@@ -225,7 +225,7 @@ export async function runProgram(options: RunOptions = {}, declared: DeclaredRes
 
     // The module exports the program's main function, as `pulumi up` expects.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const program: () => Promise<Record<string, pulumi.Output<unknown> | unknown>> = require("../../index");
+    const program: () => Promise<Record<string, pulumi.Output<unknown> | unknown>> = require("../index");
     const outputs: Record<string, any> = {};
     try {
         const exported = await program();

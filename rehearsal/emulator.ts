@@ -11,7 +11,7 @@ import { FaultProxy } from "./faultProxy";
  * One server per test process, started on first use, reset between tests, stopped at the end.
  */
 
-const ROOT = path.resolve(__dirname, "..", "..");
+const ROOT = path.resolve(__dirname, "..");
 const MOTO_SERVER = path.join(ROOT, ".venv", "bin", "moto_server");
 
 export const CREDENTIALS = { accessKeyId: "testing", secretAccessKey: "testing" };

@@ -1,0 +1,105 @@
+import { Answer, AwsProxy, ec2Error, elbError, escapeXml, EC2_VERSION, RecordedCall } from "./awsProxy";
+
+/**
+ * A loopback proxy in front of moto for what moto cannot do: capacity errors per zone, type and
+ * market; throttling; a failing RegisterTargets; spot prices per zone; target health overrides;
+ * and the ClientToken idempotency of RunInstances that AWS documents (same token and parameters:
+ * the same reservation back). It also records every call, so tests can count and inspect them.
+ */
+
+export type { RecordedCall } from "./awsProxy";
+export { WRITE_ACTIONS } from "./awsProxy";
+
+export interface CapacityFault {
+    zone?: string;
+    instanceType?: string;
+    market?: "spot" | "on-demand";
+    code: "InsufficientInstanceCapacity" | "SpotMaxPriceTooLow" | "MaxSpotInstanceCountExceeded" | "Unsupported";
+}
+
+export class FaultProxy extends AwsProxy {
+    /** Subnet id → zone, so RunInstances faults can be set per zone. */
+    subnetZones: Record<string, string> = {};
+    capacityFaults: CapacityFault[] = [];
+    /** Action → how many more times to answer it as throttled. */
+    throttles: Record<string, number> = {};
+    /** How many more RegisterTargets calls fail. */
+    failingRegistrations = 0;
+    /** Spot price by zone, for every type or by type; undefined lets moto answer (0.00001 everywhere). */
+    spotPrices: Record<string, number | Record<string, number>> | undefined;
+    /** Target health to report instead of moto's, by instance id. */
+    targetHealth: Record<string, string> = {};
+
+    reset(): void {
+        super.reset();
+        this.subnetZones = {};
+        this.capacityFaults = [];
+        this.throttles = {};
+        this.failingRegistrations = 0;
+        this.spotPrices = undefined;
+        this.targetHealth = {};
+    }
+
+    protected async answer(call: RecordedCall, forward: () => Promise<Answer>): Promise<Answer> {
+        const { service, action, params } = call;
+        const injected = this.fault(service, action, params);
+        if (injected) {
+            call.injected = injected.body.match(/<Code>([^<]+)<\/Code>/)?.[1] ?? "answer";
+            return injected;
+        }
+        if (action === "RunInstances") {
+            return this.idempotentRunInstances(params, forward);
+        }
+        if (action === "DescribeTargetHealth" && Object.keys(this.targetHealth).length > 0) {
+            const answer = await forward();
+            return { ...answer, body: this.overrideTargetHealth(answer.body) };
+        }
+        return forward();
+    }
+
+    private fault(service: RecordedCall["service"], action: string, params: Record<string, string>): Answer | undefined {
+        if ((this.throttles[action] ?? 0) > 0) {
+            this.throttles[action] -= 1;
+            return service === "elbv2" ? elbError(400, "Throttling", "Rate exceeded") : ec2Error(503, "RequestLimitExceeded", "Request limit exceeded.");
+        }
+        if (action === "RegisterTargets" && this.failingRegistrations > 0) {
+            this.failingRegistrations -= 1;
+            return elbError(400, "InvalidConfigurationRequest", "injected: RegisterTargets fails");
+        }
+        if (action === "RunInstances") {
+            const zone = this.subnetZones[params.SubnetId];
+            const instanceType = params.InstanceType;
+            const market = params["InstanceMarketOptions.MarketType"] === "spot" ? "spot" : "on-demand";
+            const fault = this.capacityFaults.find(
+                (f) => (f.zone === undefined || f.zone === zone) && (f.instanceType === undefined || f.instanceType === instanceType) && (f.market === undefined || f.market === market),
+            );
+            if (fault) {
+                // AWS answers capacity errors with HTTP 500.
+                return ec2Error(500, fault.code, `injected: no ${market} ${instanceType} capacity in ${zone}`);
+            }
+        }
+        if (action === "DescribeSpotPriceHistory" && this.spotPrices !== undefined) {
+            return this.spotPriceHistory(params);
+        }
+        return undefined;
+    }
+
+    private spotPriceHistory(params: Record<string, string>): Answer {
+        const types = Object.entries(params).filter(([key]) => key.startsWith("InstanceType.")).map(([, value]) => value);
+        const description = params["ProductDescription.1"] ?? "Linux/UNIX";
+        const items = Object.entries(this.spotPrices ?? {}).flatMap(([zone, prices]) =>
+            types.filter((type) => typeof prices === "number" || type in prices).map((type) => ({ type, price: typeof prices === "number" ? prices : prices[type] })).map(({ type, price }) =>
+                `<item><instanceType>${type}</instanceType><productDescription>${escapeXml(description)}</productDescription><spotPrice>${price}</spotPrice><timestamp>${new Date().toISOString()}</timestamp><availabilityZone>${zone}</availabilityZone></item>`));
+        return {
+            status: 200,
+            body: `<?xml version="1.0" encoding="UTF-8"?><DescribeSpotPriceHistoryResponse xmlns="http://ec2.amazonaws.com/doc/${EC2_VERSION}/"><requestId>fault-proxy</requestId><spotPriceHistorySet>${items.join("")}</spotPriceHistorySet><nextToken></nextToken></DescribeSpotPriceHistoryResponse>`,
+        };
+    }
+
+    private overrideTargetHealth(xml: string): string {
+        return xml.replace(/<member>((?:(?!<\/member>)[\s\S])*?<Id>(i-[0-9a-f]+)<\/Id>[\s\S]*?)<\/member>/g, (member, _inner, id: string) => {
+            const state = this.targetHealth[id];
+            return state === undefined ? member : member.replace(/(<TargetHealth>[\s\S]*?<State>)[^<]*(<\/State>)/, `$1${state}$2`);
+        });
+    }
+}
