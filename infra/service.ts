@@ -37,6 +37,8 @@ export interface FleetSummary {
     region: string;
     /** The `spot-availability:stack` tag value every instance of the stack carries. */
     stack: string;
+    /** Instances are named `<instanceName>-<zone letter>`. */
+    instanceName: string;
     zones: string[];
     instancesPerZone: number;
     instanceTypes: string[];
@@ -157,6 +159,7 @@ export class SpotWebService extends pulumi.ComponentResource {
         this.fleet = {
             region: config.region,
             stack: config.stack,
+            instanceName: config.instanceName,
             zones: this.zones,
             instancesPerZone: config.instancesPerZone,
             instanceTypes: config.instanceTypes,

@@ -23,12 +23,12 @@ import { ACCOUNT_ID, Materializer, ProgramRun, REGION, ROOT } from "./program";
 
 const toTags = (tags: Record<string, string> | undefined) => Object.entries(tags ?? {}).map(([Key, Value]) => ({ Key, Value }));
 
-export function inMoto(emulator: Emulator): Materializer {
-    const connection = { region: REGION, endpoint: emulator.motoEndpoint, credentials: CREDENTIALS };
+export function inMoto(emulator: Emulator, region = REGION): Materializer {
+    const connection = { region, endpoint: emulator.motoEndpoint, credentials: CREDENTIALS };
     const ec2 = new EC2Client(connection);
     const elb = new ElasticLoadBalancingV2Client(connection);
     const iam = new IAMClient(connection);
-    const ec2Arn = (resource: string) => `arn:aws:ec2:${REGION}:${ACCOUNT_ID}:${resource}`;
+    const ec2Arn = (resource: string) => `arn:aws:ec2:${region}:${ACCOUNT_ID}:${resource}`;
 
     return async (type, name, inputs) => {
         switch (type) {
@@ -106,7 +106,7 @@ export function inMoto(emulator: Emulator): Materializer {
     };
 }
 
-export type LambdaHandler = (event: unknown) => Promise<void>;
+export type LambdaHandler = (event: unknown) => Promise<unknown>;
 
 /**
  * Writes the function's archive, exactly as it would be uploaded, to a new folder beside a
@@ -125,13 +125,19 @@ export async function writeArchive(run: ProgramRun): Promise<{ dir: string; byte
     return { dir, bytes };
 }
 
+/** The archive's handler, required as Lambda requires `__index.js`; the caller provides Lambda's environment. */
+export async function requireArchive(run: ProgramRun): Promise<LambdaHandler> {
+    const { dir } = await writeArchive(run);
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return (require(path.join(dir, "__index.js")) as { handler: LambdaHandler }).handler;
+}
+
 /**
  * The function's archive, written out by `writeArchive` and loaded the way Lambda loads it
  * (`__index.handler`), with the environment Lambda would give it: credentials, region, and here
  * the emulator's endpoint. Log lines are collected as JSON.
  */
 export async function loadLambda(run: ProgramRun, environment: Record<string, string>): Promise<{ handler: LambdaHandler; logs: Record<string, any>[]; metrics: Record<string, any>[] }> {
-    const { dir } = await writeArchive(run);
     const logs: Record<string, any>[] = [];
     const metrics: Record<string, any>[] = [];
     // Lambda's environment while the module loads and whenever it runs; the test's own afterwards.
@@ -150,7 +156,6 @@ export async function loadLambda(run: ProgramRun, environment: Record<string, st
             process.stdout.write = write;
         }
     };
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const module: { handler: LambdaHandler } = await inLambda(() => require(path.join(dir, "__index.js")));
-    return { handler: (event) => inLambda(() => module.handler(event)), logs, metrics };
+    const handler = await inLambda(() => requireArchive(run));
+    return { handler: (event) => inLambda(() => handler(event)), logs, metrics };
 }

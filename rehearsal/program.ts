@@ -13,6 +13,8 @@ export const ROOT = path.resolve(__dirname, "..");
 export const ACCOUNT_ID = "123456789012";
 export const REGION = "us-east-2";
 export const REGION_ZONES = ["us-east-2a", "us-east-2b", "us-east-2c"];
+/** The zones the mocked account offers per region: us-east-1 has six, as AWS's does. */
+const ZONES_BY_REGION: Record<string, string[]> = { [REGION]: REGION_ZONES, "us-east-1": ["a", "b", "c", "d", "e", "f"].map((letter) => `us-east-1${letter}`) };
 
 export interface DeclaredResource {
     type: string;
@@ -142,10 +144,12 @@ function computedState(type: string, name: string, inputs: Record<string, any>):
     }
 }
 
-function lookup(account: Account, token: string, args: Record<string, any>): Record<string, any> {
+function lookup(account: Account, region: string, token: string, args: Record<string, any>): Record<string, any> {
     switch (token) {
-        case "aws:index/getAvailabilityZones:getAvailabilityZones":
-            return { names: REGION_ZONES, zoneIds: REGION_ZONES.map((_, i) => `use2-az${i + 1}`), state: "available", id: REGION };
+        case "aws:index/getAvailabilityZones:getAvailabilityZones": {
+            const names = ZONES_BY_REGION[region] ?? [];
+            return { names, zoneIds: names.map((_, i) => `${region}-az${i + 1}`), state: "available", id: region };
+        }
         case "aws:index/getCallerIdentity:getCallerIdentity":
             return { accountId: ACCOUNT_ID, arn: `arn:aws:iam::${ACCOUNT_ID}:user/deployer`, userId: "AIDAEXAMPLE", id: ACCOUNT_ID };
         case "aws:ec2/getSubnet:getSubnet": {
@@ -200,6 +204,11 @@ export interface RunOptions {
 export async function runProgram(options: RunOptions = {}, declared: DeclaredResource[] = []): Promise<ProgramRun> {
     const account = options.account ?? DEFAULT_ACCOUNT;
     const stackName = options.stack === undefined ? "dev" : options.stack;
+    const config: Record<string, string> = {
+        ...projectDefaults(),
+        ...(stackName === null ? { "aws:region": REGION } : stackConfig(stackName)),
+        ...Object.fromEntries(Object.entries(options.config ?? {}).map(([key, value]) => [key, configText(value)])),
+    };
     await pulumi.runtime.setMocks({
         newResource: async (args: pulumi.runtime.MockResourceArgs) => {
             const { id, state } = (await options.materialize?.(args.type, args.name, args.inputs)) ?? computedState(args.type, args.name, args.inputs);
@@ -207,7 +216,7 @@ export async function runProgram(options: RunOptions = {}, declared: DeclaredRes
             declared.push(resource);
             return { id, state: resource.state };
         },
-        call: (args: pulumi.runtime.MockCallArgs) => lookup(account, args.token, args.inputs),
+        call: (args: pulumi.runtime.MockCallArgs) => lookup(account, config["aws:region"], args.token, args.inputs),
     }, "spot-availability", stackName ?? "test", false);
     // The mocks' callback sees no dependencies; the mock monitor's request carries them.
     const dependencies = new Map<string, string[]>();
@@ -217,11 +226,7 @@ export async function runProgram(options: RunOptions = {}, declared: DeclaredRes
         dependencies.set(`${req.getType()}::${req.getName()}`, (req.getDependenciesList() as string[]).map((urn) => urn.split("::").pop() as string));
         return registerResource(req, callback);
     };
-    pulumi.runtime.setAllConfig({
-        ...projectDefaults(),
-        ...(stackName === null ? { "aws:region": REGION } : stackConfig(stackName)),
-        ...Object.fromEntries(Object.entries(options.config ?? {}).map(([key, value]) => [key, configText(value)])),
-    });
+    pulumi.runtime.setAllConfig(config);
 
     // The module exports the program's main function, as `pulumi up` expects.
     // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -11,7 +11,7 @@ import { freshWorld, interruptionWarning, REGION, STACK, World } from "../rehear
 /** `npm run drill`: its command line, its reading of the timeline, and its FIS calls against a stub. */
 
 const ZONES = ["us-east-2a", "us-east-2b", "us-east-2c"];
-const FLEET = { region: REGION, stack: STACK, zones: ZONES, instancesPerZone: 1, instanceTypes: ["t3.micro"], spotProductDescription: "Linux/UNIX" };
+const FLEET = { region: REGION, stack: STACK, instanceName: "Prometheus", zones: ZONES, instancesPerZone: 1, instanceTypes: ["t3.micro"], spotProductDescription: "Linux/UNIX" };
 const TEMPLATES = { "instance": "EXT-one", "us-east-2a": "EXT-a", "us-east-2b": "EXT-b", "us-east-2c": "EXT-c" };
 
 describe("the drill's command line", () => {

@@ -8,7 +8,7 @@ import { freshWorld, REGION, STACK } from "../rehearsal/world";
 /** `npm run prices`: spot next to on-demand, and what the running fleet costs. */
 
 const ZONES = ["us-east-2a", "us-east-2b", "us-east-2c"];
-const FLEET = { region: REGION, stack: STACK, zones: ZONES, instancesPerZone: 1, instanceTypes: ["t3.micro", "t3a.micro"], spotProductDescription: "Linux/UNIX" };
+const FLEET = { region: REGION, stack: STACK, instanceName: "Prometheus", zones: ZONES, instancesPerZone: 1, instanceTypes: ["t3.micro", "t3a.micro"], spotProductDescription: "Linux/UNIX" };
 
 /** A Price List product document as GetProducts returns it (abridged: the reserved terms left out). */
 function product(instanceType: string, usd: string): string {

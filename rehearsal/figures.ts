@@ -1,0 +1,111 @@
+import { ModelledFleet, ModelledInstance } from "./fleet";
+
+/**
+ * What a rehearsal measured, read off the modelled fleet once the scenario has run. "Notice" is
+ * the first signal AWS gave about an instance: its rebalance recommendation or its warning.
+ */
+
+export interface Figures {
+    /** Each notice to its replacement serving (healthy): paired in order, first notice with first replacement to serve. */
+    noticeToInServiceS: { p50: number | null; p95: number | null; max: number | null };
+    /** First notice to the launch of the last replacement; null when a notice was never answered. */
+    lastLaunchS: number | null;
+    /** Seconds, summed over zones, while a zone's serving targets (healthy, not draining) were below its count. */
+    servingGapS: number;
+    /** Seconds a shutting-down or terminated instance stayed registered and not draining: requests sent there fail. */
+    deadTargetS: number;
+    invocations: number;
+    awsCalls: number;
+    /** Instances above the count after the first notice, until the first trim of an instance no notice concerned. */
+    duplicates: number;
+    /** Pending or running instances per zone when the scenario ends. */
+    finalPerZone: Record<string, number>;
+}
+
+export interface FigureInputs {
+    fleet: ModelledFleet;
+    zones: string[];
+    instancesPerZone: number;
+    horizonS: number;
+    invocations: number;
+    awsCalls: number;
+}
+
+const round = (seconds: number) => Math.round(seconds * 10) / 10;
+
+/** Nearest-rank percentile; null when it falls on a notice never answered. */
+function percentile(sorted: number[], p: number): number | null {
+    if (sorted.length === 0) {
+        return null;
+    }
+    const value = sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+    return Number.isFinite(value) ? round(value) : null;
+}
+
+function isLive(fleet: ModelledFleet, instance: ModelledInstance, at: number): boolean {
+    const state = fleet.stateAt(instance.id, at);
+    return state === "pending" || state === "running";
+}
+
+/** Moments in [from, to] where something changes, with `from` and `to` themselves. */
+function pointsWithin(fleet: ModelledFleet, from: number, to: number): number[] {
+    return [...new Set([from, ...fleet.changePoints().filter((t) => t > from && t < to), to])].sort((a, b) => a - b);
+}
+
+/** Seconds in [from, to] during which `holds` is true; it can only change at the fleet's change points. */
+function secondsWhile(fleet: ModelledFleet, from: number, to: number, holds: (at: number) => boolean): number {
+    const points = pointsWithin(fleet, from, to);
+    let total = 0;
+    for (let i = 0; i + 1 < points.length; i++) {
+        if (holds((points[i] + points[i + 1]) / 2)) {
+            total += points[i + 1] - points[i];
+        }
+    }
+    return total;
+}
+
+export function computeFigures({ fleet, zones, instancesPerZone, horizonS, invocations, awsCalls }: FigureInputs): Figures {
+    const instances = [...fleet.instances.values()];
+    const notices = instances.filter((i) => i.noticedAt !== undefined && i.noticedAt <= horizonS).map((i) => i.noticedAt as number).sort((a, b) => a - b);
+    const firstNotice = notices[0] ?? horizonS;
+    const replacements = instances
+        .filter((i) => !i.initial && i.launchedAt >= firstNotice)
+        .map((i) => ({ launchedAt: i.launchedAt, servingAt: fleet.firstHealthyAt(i.id) }))
+        .filter((r): r is { launchedAt: number; servingAt: number } => r.servingAt !== undefined && r.servingAt <= horizonS)
+        .sort((a, b) => a.servingAt - b.servingAt);
+    const answered = notices.map((noticeAt, index) => (index < replacements.length ? { ...replacements[index], noticeAt } : undefined));
+    const delays = answered.map((pair) => (pair === undefined ? Infinity : Math.max(0, pair.servingAt - pair.noticeAt))).sort((a, b) => a - b);
+    const lastLaunch = answered.every((pair) => pair !== undefined) && answered.length > 0
+        ? round(Math.max(...answered.map((pair) => (pair as { launchedAt: number }).launchedAt)) - firstNotice)
+        : null;
+
+    const servingGapS = zones.reduce((sum, zone) => sum + secondsWhile(fleet, 0, horizonS, (at) => fleet.servingIn(zone, at) < instancesPerZone), 0);
+
+    const deadTargetS = instances
+        .filter((i) => i.shuttingDownAt !== undefined && i.shuttingDownAt < horizonS)
+        .reduce((sum, i) => sum + secondsWhile(fleet, i.shuttingDownAt as number, horizonS, (at) => {
+            const state = fleet.targetStateAt(i.id, at);
+            return state !== undefined && state !== "draining";
+        }), 0);
+
+    // A trim: a policy terminating an instance no notice concerned. Extras counted before the first one.
+    const firstTrim = Math.min(horizonS, ...instances.filter((i) => i.terminatedByPolicy && i.noticedAt === undefined && (i.shuttingDownAt as number) > firstNotice).map((i) => i.shuttingDownAt as number));
+    const unnoticedLive = (at: number) => instances.filter((i) => (i.noticedAt === undefined || i.noticedAt > at) && isLive(fleet, i, at)).length;
+    const desired = zones.length * instancesPerZone;
+    const duplicates = notices.length === 0
+        ? 0
+        : Math.max(0, ...pointsWithin(fleet, firstNotice, firstTrim).filter((at) => at < firstTrim).map((at) => unnoticedLive(at) - desired));
+
+    const finalPerZone = Object.fromEntries(zones.map((zone) => [zone, instances.filter((i) => i.zone === zone && isLive(fleet, i, horizonS)).length]));
+
+    return {
+        noticeToInServiceS: { p50: percentile(delays, 50), p95: percentile(delays, 95), max: percentile(delays, 100) },
+        lastLaunchS: lastLaunch,
+        servingGapS: round(servingGapS),
+        deadTargetS: round(deadTargetS),
+        invocations,
+        awsCalls,
+        duplicates,
+        finalPerZone,
+    };
+}
