@@ -6,7 +6,7 @@
  * proxy in front of moto holds each answer for the modelled API latency instead.
  */
 
-interface Entry {
+export interface Entry {
     at: number;
     sequence: number;
     run: () => void;
@@ -168,6 +168,26 @@ const QUIET_TURNS = 8;
 
 /** Real time after which `settle` gives up: code that never waits on the clock nor finishes. */
 const SETTLE_LIMIT_MS = 30_000;
+
+/**
+ * Runs the clock from entry to entry, letting everything that can happen without modelled time
+ * happen before each step, until `until` (or until `while` turns false). Stops with the first
+ * failure `failed` reports.
+ */
+export async function advance(clock: VirtualClock, activity: Activity, options: { until: number; while?: () => boolean; failed?: () => unknown }): Promise<void> {
+    for (;;) {
+        await settle(clock, activity);
+        const failure = options.failed?.();
+        if (failure !== undefined) {
+            throw failure;
+        }
+        const next = clock.next();
+        if ((options.while !== undefined && !options.while()) || next === undefined || next > options.until) {
+            return;
+        }
+        clock.step();
+    }
+}
 
 /** What `settle` watches besides the clock: real work under way, and a count of things that happened. */
 export class Activity {

@@ -1,7 +1,7 @@
 import { EventBridgeClient, PutEventsCommand, PutRuleCommand, PutTargetsCommand } from "@aws-sdk/client-eventbridge";
 import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { createHash } from "crypto";
-import { Activity, VirtualClock } from "./clock";
+import { Activity, Entry, VirtualClock } from "./clock";
 import { asyncRetryDelay, Model } from "./model";
 import { ProgramRun } from "./program";
 import { ModelledQueue, QueueConfig, QueuedMessage } from "./queue";
@@ -221,7 +221,7 @@ export class AsyncDelivery {
 export class QueueMapping {
     private inFlight = 0;
     private backlogSince: number | undefined;
-    private pumpScheduled = false;
+    private nextPump: Entry | undefined;
 
     constructor(
         private readonly clock: VirtualClock,
@@ -234,14 +234,19 @@ export class QueueMapping {
         queue.onVisible(() => this.schedulePump(this.model.sqsPickupS));
     }
 
+    /** One pending poll, the earliest asked for. */
     private schedulePump(delayS: number): void {
-        if (!this.pumpScheduled) {
-            this.pumpScheduled = true;
-            this.clock.after(delayS, () => {
-                this.pumpScheduled = false;
-                this.pump();
-            });
+        const at = this.clock.now + delayS;
+        if (this.nextPump !== undefined && !this.nextPump.cancelled && this.nextPump.at <= at) {
+            return;
         }
+        if (this.nextPump !== undefined) {
+            this.clock.cancel(this.nextPump);
+        }
+        this.nextPump = this.clock.at(at, () => {
+            this.nextPump = undefined;
+            this.pump();
+        });
     }
 
     private concurrencyLimit(): number {
@@ -253,21 +258,26 @@ export class QueueMapping {
         if (this.fn.closed) {
             return;
         }
-        const visible = this.queue.visible();
-        if (visible.length === 0) {
+        if (this.queue.visible().length === 0) {
             this.backlogSince = undefined;
             return;
         }
         this.backlogSince ??= this.clock.now;
-        const windowEnds = Math.min(...visible.map((m) => m.visibleAt)) + this.mapping.windowS;
-        if (visible.length < this.mapping.batchSize && this.clock.now < windowEnds) {
-            this.schedulePump(windowEnds - this.clock.now);
-            return;
-        }
         while (this.inFlight < this.concurrencyLimit() && this.fn.hasCapacity()) {
+            const waiting = this.queue.visible();
+            if (waiting.length === 0) {
+                return;
+            }
+            // A batch goes when it is full or its oldest message has waited the batching window.
+            const windowEnds = Math.min(...waiting.map((m) => m.visibleAt)) + this.mapping.windowS;
+            if (waiting.length < this.mapping.batchSize && this.clock.now < windowEnds) {
+                this.schedulePump(windowEnds - this.clock.now);
+                return;
+            }
             const batch = this.queue.receive(this.mapping.batchSize);
             if (batch.length === 0) {
-                return;
+                // What was visible went to the dead-letter queue.
+                continue;
             }
             this.inFlight++;
             void this.fn.invoke({ Records: batch.map((message) => this.record(message)) }).then((outcome) => {

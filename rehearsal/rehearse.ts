@@ -3,7 +3,8 @@ import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { DETAIL_TYPE } from "../handler/events";
 import { TAG } from "../handler/tags";
-import { Activity, seededRandom, settle, VirtualClock } from "./clock";
+import { Activity, advance, seededRandom, VirtualClock } from "./clock";
+import { RecordedCall } from "./awsProxy";
 import { AWS_INTERNAL_ACCESS_KEY, ClockProxy } from "./clockProxy";
 import { DeclaredRule, declaredEventPath, DeliveredEvent, EventPath, EventRouter, FunctionModel, AsyncDelivery, QueueMapping } from "./delivery";
 import { CREDENTIALS, useEmulator } from "./emulator";
@@ -45,8 +46,12 @@ export interface Rehearsal {
     figures: Figures;
     timeline: TimelineEntry[];
     serving: ServingPoint[];
-    /** When the first warning came, and when its instance was interrupted. */
+    /** When the first warning came. */
     firstWarningAt: number;
+    /** The modelled fleet and target group as the scenario left them. */
+    fleet: ModelledFleet;
+    /** Every call made through the proxy, the policy's and AWS's own. */
+    calls: RecordedCall[];
 }
 
 /** Modelled seconds after the horizon that invocations under way get to finish (the function's timeout is less). */
@@ -255,26 +260,14 @@ export async function rehearse(scenarioName: ScenarioName, policy: PolicyName, o
         // The function's log lines join the timeline; its metric lines are not the rehearsal's business.
         console.log = (line: string) => timeline.push({ at: clock.now, text: describeLogLine(String(line)) });
         process.stdout.write = (() => true) as unknown as typeof process.stdout.write;
-        const advanceWhile = async (going: () => boolean, until: number) => {
-            for (;;) {
-                await settle(clock, activity);
-                if (failures.length > 0) {
-                    throw failures[0];
-                }
-                const next = clock.next();
-                if (!going() || next === undefined || next > until) {
-                    return;
-                }
-                clock.step();
-            }
-        };
         const uninstall = clock.install(model.seed);
         try {
-            await advanceWhile(() => true, scenario.horizonS);
+            const failed = () => failures[0];
+            await advance(clock, activity, { until: scenario.horizonS, failed });
             // The scenario is over: nothing new starts, and what is under way finishes on the clock.
             stopped = true;
             functions.forEach((fn) => (fn.closed = true));
-            await advanceWhile(() => proxy.held > 0 || functions.some((fn) => fn.active > 0), scenario.horizonS + DRAIN_LIMIT_S);
+            await advance(clock, activity, { until: scenario.horizonS + DRAIN_LIMIT_S, failed, while: () => proxy.held > 0 || functions.some((fn) => fn.active > 0) });
         } finally {
             uninstall();
         }
@@ -303,5 +296,5 @@ export async function rehearse(scenarioName: ScenarioName, policy: PolicyName, o
     timeline.sort((a, b) => a.at - b.at);
     const points = [0, ...fleet.changePoints().filter((t) => t > 0 && t < scenario.horizonS), scenario.horizonS];
     const serving = points.flatMap((at) => stack.zones.map((zone) => ({ at, zone, serving: fleet.servingIn(zone, at) })));
-    return { scenario, policy, model, figures, timeline, serving, firstWarningAt: Math.min(...scenario.notices.map((n) => n.warningAt)) };
+    return { scenario, policy, model, figures, timeline, serving, firstWarningAt: Math.min(...scenario.notices.map((n) => n.warningAt)), fleet, calls: proxy.calls };
 }

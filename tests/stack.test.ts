@@ -112,6 +112,7 @@ describe("the dev stack", () => {
         assert.deepStrictEqual(run.outputs.fleet, {
             region: "us-east-2",
             stack: "spot-availability/dev",
+            instanceName: "Prometheus",
             zones: REGION_ZONES,
             instancesPerZone: 1,
             instanceTypes: ["t3.micro", "t3a.micro", "t2.micro"],
