@@ -85,21 +85,19 @@ function stackFacts(run: ProgramRun): StackFacts {
     };
 }
 
-let eventSequence = 0;
-
 /** An id shaped like EventBridge's (a UUID), from a counter: the same rehearsal makes the same ids. */
-function eventId(): string {
-    return `00000000-0000-4000-8000-${(++eventSequence).toString(16).padStart(12, "0")}`;
+function eventId(sequence: number): string {
+    return `00000000-0000-4000-8000-${sequence.toString(16).padStart(12, "0")}`;
 }
 
-function ec2Event(signal: Ec2Signal, region: string, zone: string, time: string): DeliveredEvent {
+function ec2Event(id: string, signal: Ec2Signal, region: string, zone: string, time: string): DeliveredEvent {
     const detailType = { "interruption-warning": DETAIL_TYPE.interruptionWarning, "rebalance-recommendation": DETAIL_TYPE.rebalanceRecommendation, "state-change": DETAIL_TYPE.stateChange }[signal.kind];
     const detail = signal.kind === "state-change"
         ? { "instance-id": signal.instanceId, state: signal.state }
         : signal.kind === "interruption-warning" ? { "instance-id": signal.instanceId, "instance-action": "terminate" } : { "instance-id": signal.instanceId };
     // Spot notices name the instance by zone, state changes by region (as AWS's own examples show).
     const resource = signal.kind === "state-change" ? `arn:aws:ec2:${region}:${ACCOUNT_ID}:instance/${signal.instanceId}` : `arn:aws:ec2:${zone}:instance/${signal.instanceId}`;
-    return { version: "0", id: eventId(), "detail-type": detailType, source: "aws.ec2", account: ACCOUNT_ID, time, region, resources: [resource], detail };
+    return { version: "0", id, "detail-type": detailType, source: "aws.ec2", account: ACCOUNT_ID, time, region, resources: [resource], detail };
 }
 
 function describeSignal(signal: Ec2Signal): string {
@@ -155,6 +153,8 @@ export async function rehearse(scenarioName: ScenarioName, policy: PolicyName, o
     const lost = new Set((scenario.lost ?? []).map(instanceOf));
     const router = new EventRouter(new EventBridgeClient(direct), new SQSClient(direct), activity);
     const eventBridgeDelay = () => logNormal(model.eventBridgeDelayS, model.eventBridgeDelaySigma, random);
+    let events = 0;
+    const nextEventId = () => eventId(++events);
 
     const deliver = async (path: EventPath, handler: (payload: unknown) => Promise<unknown>): Promise<FunctionModel> => {
         const fn = new FunctionModel(clock, model, activity, handler, { timeoutS: path.timeoutS, concurrency: path.reservedConcurrency ?? model.accountConcurrency });
@@ -192,7 +192,7 @@ export async function rehearse(scenarioName: ScenarioName, policy: PolicyName, o
                 return;
             }
             const instance = fleet.instances.get(signal.instanceId);
-            const event = ec2Event(signal, scenario.region, instance?.zone ?? "", clock.dateAt(clock.now).toISOString());
+            const event = ec2Event(nextEventId(), signal, scenario.region, instance?.zone ?? "", clock.dateAt(clock.now).toISOString());
             if (!stopped) {
                 spawn(router.matching(event).then((names) => path.rules.filter((rule) => names.includes(rule.name)).forEach((rule) => send(rule, event))));
             }
@@ -203,7 +203,7 @@ export async function rehearse(scenarioName: ScenarioName, policy: PolicyName, o
                 if (stopped) {
                     return;
                 }
-                send(rule, { version: "0", id: eventId(), "detail-type": DETAIL_TYPE.schedule, source: "aws.events", account: ACCOUNT_ID, time: clock.dateAt(clock.now).toISOString(), region: scenario.region, resources: [rule.arn], detail: {} });
+                send(rule, { version: "0", id: nextEventId(), "detail-type": DETAIL_TYPE.schedule, source: "aws.events", account: ACCOUNT_ID, time: clock.dateAt(clock.now).toISOString(), region: scenario.region, resources: [rule.arn], detail: {} });
                 clock.after(every, fire);
             };
             clock.at(random() * every, fire);
@@ -297,4 +297,22 @@ export async function rehearse(scenarioName: ScenarioName, policy: PolicyName, o
     const points = [0, ...fleet.changePoints().filter((t) => t > 0 && t < scenario.horizonS), scenario.horizonS];
     const serving = points.flatMap((at) => stack.zones.map((zone) => ({ at, zone, serving: fleet.servingIn(zone, at) })));
     return { scenario, policy, model, figures, timeline, serving, firstWarningAt: Math.min(...scenario.notices.map((n) => n.warningAt)), fleet, calls: proxy.calls };
+}
+
+/** Every scenario under every policy, one after another on the one emulator; `done` hears of each scenario as it ends. */
+export async function rehearseAll(
+    scenarios: readonly ScenarioName[],
+    policies: readonly PolicyName[],
+    done: (scenario: ScenarioName, runs: Rehearsal[]) => void | Promise<void> = () => undefined,
+): Promise<Map<ScenarioName, Rehearsal[]>> {
+    const all = new Map<ScenarioName, Rehearsal[]>();
+    for (const scenario of scenarios) {
+        const runs: Rehearsal[] = [];
+        for (const policy of policies) {
+            runs.push(await rehearse(scenario, policy));
+        }
+        all.set(scenario, runs);
+        await done(scenario, runs);
+    }
+    return all;
 }
