@@ -174,10 +174,11 @@ export async function rehearse(scenarioName: ScenarioName, policy: PolicyName, o
             for (let copy = 0; copy < (scenario.everyEventTwice ? 2 : 1); copy++) {
                 clock.after(eventBridgeDelay(), () => {
                     for (const target of rule.targets) {
+                        const queue = queues.get(target);
                         if (target === path.functionArn) {
                             asynchronous.enqueue(event);
-                        } else if (queues.has(target)) {
-                            queues.get(target)?.send(JSON.stringify(event));
+                        } else if (queue !== undefined) {
+                            queue.send(JSON.stringify(event));
                         } else {
                             throw new Error(`rule ${rule.name} targets ${target}, which the rehearsal cannot deliver to`);
                         }
@@ -215,7 +216,6 @@ export async function rehearse(scenarioName: ScenarioName, policy: PolicyName, o
         clock,
         model,
         fleet,
-        activity,
         endpoint,
         stack,
         log,

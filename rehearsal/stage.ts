@@ -1,4 +1,4 @@
-import { Activity, VirtualClock } from "./clock";
+import { VirtualClock } from "./clock";
 import { EventPath, FunctionModel } from "./delivery";
 import { ModelledFleet } from "./fleet";
 import { Model } from "./model";
@@ -23,7 +23,6 @@ export interface Stage {
     clock: VirtualClock;
     model: Model;
     fleet: ModelledFleet;
-    activity: Activity;
     /** The clock-driven proxy: AWS as the model says it behaves. */
     endpoint: string;
     stack: StackFacts;
