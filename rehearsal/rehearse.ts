@@ -1,8 +1,9 @@
-import { DescribeInstancesCommand, EC2Client } from "@aws-sdk/client-ec2";
+import { EC2Client } from "@aws-sdk/client-ec2";
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { SQSClient } from "@aws-sdk/client-sqs";
+import { describeStackInstances } from "../handler/aws";
 import { DETAIL_TYPE } from "../handler/events";
-import { TAG } from "../handler/tags";
+import { ObservedInstance } from "../handler/model";
 import { Activity, advance, seededRandom, VirtualClock } from "./clock";
 import { RecordedCall } from "./awsProxy";
 import { AWS_INTERNAL_ACCESS_KEY, ClockProxy } from "./clockProxy";
@@ -134,13 +135,11 @@ export async function rehearse(scenarioName: ScenarioName, policy: PolicyName, o
 
     // The fleet `pulumi up` left: running and serving since before the scenario, in declared order per zone.
     const direct = { region: scenario.region, endpoint: emulator.motoEndpoint, credentials: CREDENTIALS };
-    const reservations = (await new EC2Client(direct).send(new DescribeInstancesCommand({ Filters: [{ Name: `tag:${TAG.stack}`, Values: [stack.stack] }] }))).Reservations ?? [];
-    const described = new Map(reservations.flatMap((r) => r.Instances ?? []).map((i) => [i.InstanceId as string, i]));
+    const described = new Map((await describeStackInstances(new EC2Client(direct), stack.stack)).map((instance) => [instance.id, instance]));
     const byZone: Record<string, string[]> = Object.fromEntries(stack.zones.map((zone) => [zone, []]));
     for (const id of Object.values(run.outputs.instances as Record<string, string>)) {
-        const instance = described.get(id);
-        const zone = instance?.Placement?.AvailabilityZone as string;
-        fleet.adopt(id, { zone, instanceType: instance?.InstanceType as string, market: instance?.InstanceLifecycle === "spot" ? "spot" : "on-demand" });
+        const { zone, instanceType, market } = described.get(id) as ObservedInstance;
+        fleet.adopt(id, { zone, instanceType, market });
         byZone[zone].push(id);
     }
 
