@@ -45,6 +45,15 @@ export function seededRandom(seed: number): () => number {
     };
 }
 
+/** A 32-bit seed from a string (FNV-1a): a draw tied to what it is for, not to when it is asked. */
+export function hashSeed(text: string): number {
+    let hash = 2166136261;
+    for (let i = 0; i < text.length; i++) {
+        hash = Math.imul(hash ^ text.charCodeAt(i), 16777619) >>> 0;
+    }
+    return hash;
+}
+
 export class VirtualClock {
     /** Modelled seconds since the scenario began. */
     now = 0;
@@ -166,6 +175,12 @@ const PENDING_NATIVE_WORK = /Req|ConnectWrap|WriteWrap|ShutdownWrap/;
 /** Turns of the event loop with nothing new before the world counts as waiting on the clock. */
 const QUIET_TURNS = 8;
 
+/**
+ * Real milliseconds with nothing new, as well: on a busy machine the kernel may hand loopback data
+ * to the receiving socket a little later than the turns above take.
+ */
+const QUIET_MS = 1;
+
 /** Real time after which `settle` gives up: code that never waits on the clock nor finishes. */
 const SETTLE_LIMIT_MS = 30_000;
 
@@ -216,20 +231,23 @@ export class Activity {
 
 /**
  * Resolves once nothing can happen without modelled time passing: no forwarded call outstanding,
- * no native request pending, and a run of event-loop turns with no new call, timer or outcome.
+ * no native request pending, and a run of event-loop turns (and a moment of real time) with no
+ * new call, timer or outcome.
  * Between an answer and the next call an invocation only runs callbacks and microtasks, which a
  * few turns of the loop drain; each turn includes a poll for I/O that is already ready.
  */
 export async function settle(clock: VirtualClock, activity: Activity): Promise<void> {
     const deadline = performance.now() + SETTLE_LIMIT_MS;
     let quiet = 0;
+    let quietSince = performance.now();
     let last = -1;
-    while (quiet < QUIET_TURNS) {
+    while (quiet < QUIET_TURNS || performance.now() - quietSince < QUIET_MS) {
         await new Promise((resolve) => realSetImmediate(resolve));
         const seen = clock.activity + activity.happened;
         const working = activity.busy || process.getActiveResourcesInfo().some((type) => PENDING_NATIVE_WORK.test(type));
         if (seen !== last || working) {
             quiet = 0;
+            quietSince = performance.now();
             last = seen;
         } else {
             quiet++;

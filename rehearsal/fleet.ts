@@ -1,6 +1,6 @@
 import { InstanceState } from "../handler/events";
 import { TargetState } from "../handler/model";
-import { VirtualClock } from "./clock";
+import { hashSeed, seededRandom, VirtualClock } from "./clock";
 import { healthyAt, logNormal, Model, unhealthyAt } from "./model";
 
 /**
@@ -64,7 +64,6 @@ export class ModelledFleet {
     constructor(
         private readonly clock: VirtualClock,
         readonly model: Model,
-        private readonly random: () => number,
     ) {}
 
     /** Subscribes to what EC2 emits (EventBridge, or an Auto Scaling group's own view). */
@@ -91,14 +90,19 @@ export class ModelledFleet {
             return existing;
         }
         const now = this.clock.now;
-        const runningAt = now + logNormal(this.model.pendingS, this.model.pendingSigma, this.random);
+        // Concurrent launches reach the proxy in whatever order the sockets deliver them; each one's
+        // draws come from its pool, moment and place among that pool's launches at that moment,
+        // so the same scenario draws the same times whatever that order.
+        const ordinal = [...this.instances.values()].filter((i) => i.launchedAt === now && i.zone === pool.zone && i.instanceType === pool.instanceType && i.market === pool.market).length;
+        const random = seededRandom(hashSeed(`${this.model.seed}|${pool.zone}|${pool.instanceType}|${pool.market}|${now}|${ordinal}`));
+        const runningAt = now + logNormal(this.model.pendingS, this.model.pendingSigma, random);
         const instance: ModelledInstance = {
             id,
             ...pool,
             initial: false,
             launchedAt: now,
             runningAt,
-            answersAt: runningAt + logNormal(this.model.bootS, this.model.bootSigma, this.random),
+            answersAt: runningAt + logNormal(this.model.bootS, this.model.bootSigma, random),
         };
         this.instances.set(id, instance);
         this.emit({ kind: "state-change", instanceId: id, state: "pending" });

@@ -126,7 +126,7 @@ export async function rehearse(scenarioName: ScenarioName, policy: PolicyName, o
     const clock = new VirtualClock(EPOCH_MS);
     const activity = new Activity();
     const random = seededRandom(model.seed);
-    const fleet = new ModelledFleet(clock, model, random);
+    const fleet = new ModelledFleet(clock, model);
     const proxy = new ClockProxy(emulator.motoEndpoint, clock, fleet, activity);
     const endpoint = await proxy.listen();
     const stack = stackFacts(run);

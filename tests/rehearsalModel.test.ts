@@ -1,7 +1,7 @@
 import * as assert from "assert";
 import { DescribeInstancesCommand, EC2Client, RunInstancesCommand, waitUntilInstanceRunning } from "@aws-sdk/client-ec2";
 import { ElasticLoadBalancingV2Client, RegisterTargetsCommand } from "@aws-sdk/client-elastic-load-balancing-v2";
-import { Activity, advance, seededRandom, VirtualClock } from "../rehearsal/clock";
+import { Activity, advance, VirtualClock } from "../rehearsal/clock";
 import { ClockProxy } from "../rehearsal/clockProxy";
 import { AsyncDelivery, FunctionModel } from "../rehearsal/delivery";
 import { CREDENTIALS } from "../rehearsal/emulator";
@@ -21,7 +21,7 @@ const EXACT: Model = { ...DEFAULT_MODEL, pendingSigma: 0, bootSigma: 0, healthCh
 function stage(model = EXACT) {
     const clock = new VirtualClock(Date.parse("2026-01-05T09:00:00Z"));
     const activity = new Activity();
-    const fleet = new ModelledFleet(clock, model, seededRandom(1));
+    const fleet = new ModelledFleet(clock, model);
     return { clock, activity, fleet };
 }
 
