@@ -168,7 +168,6 @@ export class FunctionModel {
  */
 export class AsyncDelivery {
     throttles = 0;
-    dropped = 0;
     deadLettered = 0;
 
     constructor(
@@ -186,7 +185,7 @@ export class AsyncDelivery {
             return;
         }
         if (this.clock.now - item.enqueuedAt > this.model.asyncMaxEventAgeS) {
-            this.dropped++;
+            // Lambda discards it, as it says, without a trace.
             return;
         }
         if (!this.fn.hasCapacity()) {

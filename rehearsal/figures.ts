@@ -47,14 +47,14 @@ function isLive(fleet: ModelledFleet, instance: ModelledInstance, at: number): b
     return state === "pending" || state === "running";
 }
 
-/** Moments in [from, to] where something changes, with `from` and `to` themselves. */
-function pointsWithin(fleet: ModelledFleet, from: number, to: number): number[] {
-    return [...new Set([from, ...fleet.changePoints().filter((t) => t > from && t < to), to])].sort((a, b) => a - b);
+/** Of the fleet's change points (sorted), those in [from, to], with `from` and `to` themselves. */
+function pointsWithin(changes: number[], from: number, to: number): number[] {
+    return [from, ...changes.filter((t) => t > from && t < to), to];
 }
 
 /** Seconds in [from, to] during which `holds` is true; it can only change at the fleet's change points. */
-function secondsWhile(fleet: ModelledFleet, from: number, to: number, holds: (at: number) => boolean): number {
-    const points = pointsWithin(fleet, from, to);
+function secondsWhile(changes: number[], from: number, to: number, holds: (at: number) => boolean): number {
+    const points = pointsWithin(changes, from, to);
     let total = 0;
     for (let i = 0; i + 1 < points.length; i++) {
         if (holds((points[i] + points[i + 1]) / 2)) {
@@ -66,6 +66,7 @@ function secondsWhile(fleet: ModelledFleet, from: number, to: number, holds: (at
 
 export function computeFigures({ fleet, zones, instancesPerZone, horizonS, invocations, awsCalls }: FigureInputs): Figures {
     const instances = [...fleet.instances.values()];
+    const changes = fleet.changePoints();
     const notices = instances.filter((i) => i.noticedAt !== undefined && i.noticedAt <= horizonS).map((i) => i.noticedAt as number).sort((a, b) => a - b);
     const firstNotice = notices[0] ?? horizonS;
     const replacements = instances
@@ -79,11 +80,11 @@ export function computeFigures({ fleet, zones, instancesPerZone, horizonS, invoc
         ? round(Math.max(...answered.map((pair) => (pair as { launchedAt: number }).launchedAt)) - firstNotice)
         : null;
 
-    const servingGapS = zones.reduce((sum, zone) => sum + secondsWhile(fleet, 0, horizonS, (at) => fleet.servingIn(zone, at) < instancesPerZone), 0);
+    const servingGapS = zones.reduce((sum, zone) => sum + secondsWhile(changes, 0, horizonS, (at) => fleet.servingIn(zone, at) < instancesPerZone), 0);
 
     const deadTargetS = instances
         .filter((i) => i.shuttingDownAt !== undefined && i.shuttingDownAt < horizonS)
-        .reduce((sum, i) => sum + secondsWhile(fleet, i.shuttingDownAt as number, horizonS, (at) => {
+        .reduce((sum, i) => sum + secondsWhile(changes, i.shuttingDownAt as number, horizonS, (at) => {
             const state = fleet.targetStateAt(i.id, at);
             return state !== undefined && state !== "draining";
         }), 0);
@@ -94,7 +95,7 @@ export function computeFigures({ fleet, zones, instancesPerZone, horizonS, invoc
     const desired = zones.length * instancesPerZone;
     const duplicates = notices.length === 0
         ? 0
-        : Math.max(0, ...pointsWithin(fleet, firstNotice, firstTrim).filter((at) => at < firstTrim).map((at) => unnoticedLive(at) - desired));
+        : Math.max(0, ...pointsWithin(changes, firstNotice, firstTrim).filter((at) => at < firstTrim).map((at) => unnoticedLive(at) - desired));
 
     const finalPerZone = Object.fromEntries(zones.map((zone) => [zone, instances.filter((i) => i.zone === zone && isLive(fleet, i, horizonS)).length]));
 

@@ -286,6 +286,14 @@ export async function rehearse(scenarioName: ScenarioName, policy: PolicyName, o
         invocations: functions.reduce((sum, fn) => sum + fn.invocations.length, 0),
         awsCalls: proxy.calls.filter((call) => call.accessKeyId !== AWS_INTERNAL_ACCESS_KEY).length,
     });
+    for (const invocation of functions.flatMap((fn) => fn.invocations)) {
+        if (invocation.cold) {
+            timeline.push({ at: invocation.startedAt, text: "Lambda starts a new execution environment (cold start)" });
+        }
+        if (invocation.ok === false) {
+            timeline.push({ at: invocation.endedAt as number, text: `the invocation failed: ${invocation.error}` });
+        }
+    }
     for (const instance of fleet.instances.values()) {
         const servingAt = instance.initial ? undefined : fleet.firstHealthyAt(instance.id);
         if (servingAt !== undefined && servingAt <= scenario.horizonS) {
