@@ -1,4 +1,4 @@
-import { createHash } from "crypto";
+import { createHash, randomUUID } from "crypto";
 import {
     _InstanceType,
     DescribeSpotPriceHistoryCommand,
@@ -7,7 +7,6 @@ import {
     paginateDescribeInstances,
     RunInstancesCommand,
     TerminateInstancesCommand,
-    waitUntilInstanceRunning,
 } from "@aws-sdk/client-ec2";
 import {
     DeregisterTargetsCommand,
@@ -15,57 +14,76 @@ import {
     ElasticLoadBalancingV2Client,
     RegisterTargetsCommand,
 } from "@aws-sdk/client-elastic-load-balancing-v2";
-import type { RetryStrategyV2 } from "@smithy/types";
-import { INSTANCE_STATES, InstanceState } from "./events";
-import { LaunchAttempt, ObservedInstance, SpotPrices, TargetState } from "./model";
+import { SendMessageBatchCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { AdaptiveRetryStrategy } from "@smithy/util-retry";
+import type { RetryErrorInfo, RetryStrategyV2, RetryToken } from "@smithy/types";
+import { INSTANCE_STATES, InstanceState, OWN_DETAIL_TYPE, ownMessage } from "./events";
+import { DrainTimer, LaunchAttempt, Observation, ObservedInstance, poolKey, SpotPrices, TargetState } from "./model";
 import { HandlerSettings } from "./settings";
 import { instanceTags, TAG } from "./tags";
 
 /**
- * The thin AWS side of the handler: observe the stack's instances, targets and prices; execute
- * one action. Retries are the SDK's (adaptive mode), waiting is the SDK's waiter.
+ * The thin AWS side of the handler: observe the stack's instances, targets and prices in one
+ * round; launch, drain, register, terminate; set timers as delayed messages on the handler's own
+ * queue. Retries are the SDK's (adaptive mode), except for capacity errors: the next pool is their retry.
  */
 
 /** RunInstances errors that mean "this pool has no capacity for us now": try the next pool. */
-export const CAPACITY_ERRORS = ["InsufficientInstanceCapacity", "SpotMaxPriceTooLow", "MaxSpotInstanceCountExceeded", "Unsupported"];
+export const CAPACITY_ERRORS = [
+    "InsufficientInstanceCapacity",
+    "InsufficientCapacity",
+    "UnfulfillableCapacity",
+    "SpotMaxPriceTooLow",
+    "MaxSpotInstanceCountExceeded",
+    "Unsupported",
+];
 
-/** Seconds to wait for a launched instance to run before registering it; state-change and reconcile cover a miss. */
-const RUNNING_WAIT_SECONDS = 90;
+/** Attempts per call, as the SDK counts them (the first one included). */
+const MAX_ATTEMPTS = 6;
+
+/** SQS takes at most ten messages per SendMessageBatch: https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessageBatch.html */
+const SEND_BATCH_SIZE = 10;
 
 export interface AwsClients {
     ec2: EC2Client;
     elb: ElasticLoadBalancingV2Client;
+    sqs: SQSClient;
 }
 
 /**
- * Clients as Lambda should hold them: once per container, the SDK's adaptive retries. In Lambda
- * credentials and endpoint come from the runtime; `connection` is for an emulator.
+ * The SDK's adaptive retry strategy, except that a capacity error is final. AWS answers one with
+ * HTTP 500, which the SDK retries as transient; retrying a pool that has no capacity spends the
+ * two-minute budget for nothing. Passed as the client's `retryStrategy`, the SDK's public way to
+ * configure retries: https://www.npmjs.com/package/@smithy/util-retry
+ */
+export class CapacityErrorsFinal implements RetryStrategyV2 {
+    constructor(private readonly inner: RetryStrategyV2 = new AdaptiveRetryStrategy(async () => MAX_ATTEMPTS)) {}
+
+    acquireInitialRetryToken(scope: string): Promise<RetryToken> {
+        return this.inner.acquireInitialRetryToken(scope);
+    }
+
+    refreshRetryTokenForRetry(token: RetryToken, info: RetryErrorInfo): Promise<RetryToken> {
+        const name = (info.error as { name?: string } | undefined)?.name ?? "";
+        return CAPACITY_ERRORS.includes(name) ? Promise.reject(info.error) : this.inner.refreshRetryTokenForRetry(token, info);
+    }
+
+    recordSuccess(token: RetryToken): void {
+        this.inner.recordSuccess(token);
+    }
+}
+
+/**
+ * Clients as Lambda should hold them: once per container. In Lambda, credentials and endpoint
+ * come from the runtime; `connection` is for an emulator.
  */
 export function createClients(region: string, connection: { endpoint?: string; credentials?: { accessKeyId: string; secretAccessKey: string } } = {}): AwsClients {
-    const config = { region, retryMode: "adaptive", maxAttempts: 6, ...connection };
-    const ec2 = new EC2Client(config);
-    withoutCapacityRetries(ec2);
-    return { ec2, elb: new ElasticLoadBalancingV2Client(config) };
-}
-
-/**
- * AWS answers a capacity error with HTTP 500, which the SDK retries as transient. Retrying a pool
- * that has no capacity spends the two-minute budget for nothing: the next pool is the retry. So
- * the client keeps the SDK's own adaptive strategy for everything else and skips just these.
- */
-export function withoutCapacityRetries(ec2: EC2Client): void {
-    const sdkStrategy = ec2.config.retryStrategy;
-    let wrapped: Promise<RetryStrategyV2> | undefined;
-    ec2.config.retryStrategy = () =>
-        (wrapped ??= sdkStrategy().then((strategy) => {
-            const inner = strategy as RetryStrategyV2;
-            return {
-                acquireInitialRetryToken: (scope) => inner.acquireInitialRetryToken(scope),
-                refreshRetryTokenForRetry: (token, info) =>
-                    CAPACITY_ERRORS.includes(info.error?.name ?? "") ? Promise.reject(info.error) : inner.refreshRetryTokenForRetry(token, info),
-                recordSuccess: (token) => inner.recordSuccess(token),
-            };
-        }));
+    const config = { region, retryMode: "adaptive", maxAttempts: MAX_ATTEMPTS, ...connection };
+    return {
+        ec2: new EC2Client({ ...config, retryStrategy: new CapacityErrorsFinal() }),
+        elb: new ElasticLoadBalancingV2Client(config),
+        sqs: new SQSClient(config),
+    };
 }
 
 export interface LaunchFailure {
@@ -75,15 +93,30 @@ export interface LaunchFailure {
 
 export type LaunchOutcome =
     | { launched: true; instanceId: string; attempt: LaunchAttempt; failures: LaunchFailure[] }
-    | { launched: false; failures: LaunchFailure[] };
+    /** Another batch already filled this place (its ClientToken launched with other parameters). */
+    | { launched: false; claimed: true; failures: LaunchFailure[] }
+    | { launched: false; claimed: false; failures: LaunchFailure[] };
+
+export interface LaunchRequest {
+    attempts: LaunchAttempt[];
+    /** The place being filled: the ClientToken derives from it, whatever the pool. */
+    key: string;
+    replaces?: string;
+    noticedAt?: number;
+}
 
 function errorName(error: unknown): string {
     return (error as { name?: string }).name ?? "Error";
 }
 
-/** A ClientToken unique to the event, purpose and pool: a repeated event gets the same reservation back. */
-export function clientToken(idempotencyKey: string, attempt: LaunchAttempt): string {
-    return createHash("sha256").update(`${idempotencyKey}|${attempt.zone}|${attempt.instanceType}|${attempt.market}`).digest("hex");
+/**
+ * The ClientToken of a place: the same for every pool and every batch that fills it. A failed
+ * launch reserves nothing, so the next pool may use it; once one launch succeeded, the same
+ * request returns that instance and any other request answers IdempotentParameterMismatch.
+ * https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-idempotency.html
+ */
+export function clientToken(stack: string, key: string): string {
+    return createHash("sha256").update(`${stack}|${key}`).digest("hex");
 }
 
 function tagValue(instance: Instance, key: string): string | undefined {
@@ -97,6 +130,7 @@ export function toObservedInstance(instance: Instance): ObservedInstance | undef
         return undefined;
     }
     const launchedBy = tagValue(instance, TAG.launchedBy);
+    const noticedAt = Date.parse(tagValue(instance, TAG.noticedAt) ?? "");
     return {
         id: instance.InstanceId,
         // The zone the instance holds is where it runs; the tag only records intent.
@@ -107,6 +141,7 @@ export function toObservedInstance(instance: Instance): ObservedInstance | undef
         launchedBy: launchedBy === "pulumi" || launchedBy === "handler" ? launchedBy : undefined,
         replaces: tagValue(instance, TAG.replaces),
         launchTime: instance.LaunchTime?.getTime() ?? 0,
+        ...(Number.isNaN(noticedAt) ? {} : { noticedAt }),
     };
 }
 
@@ -139,9 +174,19 @@ export class StackFleet {
         private readonly settings: HandlerSettings,
     ) {}
 
-    /** Every instance carrying this stack's tag, in any state. */
-    describeInstances(): Promise<ObservedInstance[]> {
-        return describeStackInstances(this.clients.ec2, this.settings.stack);
+    /** The stack as one parallel round reads it: instances, targets, and the preferred type's spot prices when asked for. */
+    async observe(options: { prices: boolean }): Promise<Observation> {
+        const [instances, targets, prices] = await Promise.all([
+            describeStackInstances(this.clients.ec2, this.settings.stack),
+            this.describeTargets(),
+            options.prices ? this.spotPrices() : Promise.resolve(undefined),
+        ]);
+        const preferred = this.settings.instanceTypes[0];
+        return {
+            instances,
+            targets,
+            ...(prices === undefined ? {} : { prices: Object.fromEntries(Object.entries(prices).filter(([, byType]) => preferred in byType).map(([zone, byType]) => [zone, byType[preferred]])) }),
+        };
     }
 
     async describeTargets(): Promise<Record<string, TargetState>> {
@@ -192,33 +237,72 @@ export class StackFleet {
         await this.clients.ec2.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] }));
     }
 
-    async waitUntilRunning(instanceId: string): Promise<void> {
-        await waitUntilInstanceRunning(
-            { client: this.clients.ec2, maxWaitTime: RUNNING_WAIT_SECONDS, minDelay: 2, maxDelay: 5 },
-            { InstanceIds: [instanceId] },
-        );
+    /** Drain checks as delayed messages on the handler's own queue, ten to a call. */
+    async setTimers(timers: DrainTimer[], now: Date): Promise<void> {
+        const entries = timers.map((timer, index) => ({
+            Id: String(index),
+            DelaySeconds: Math.max(0, Math.min(900, timer.delaySeconds)),
+            MessageBody: ownMessage(randomUUID(), now, OWN_DETAIL_TYPE.drainCheck, {
+                "instance-id": timer.instanceId,
+                cause: timer.cause,
+                ...(timer.replacementId === undefined ? {} : { "replacement-id": timer.replacementId }),
+            }),
+        }));
+        await this.send(entries);
     }
 
-    /** Tries each pool in order until one has capacity; any other error is thrown. */
-    async launch(attempts: LaunchAttempt[], idempotencyKey: string, replaces: string | undefined): Promise<LaunchOutcome> {
+    /** Asks the handler to reconcile at once, through its own queue. */
+    async requestReconcile(now: Date): Promise<void> {
+        await this.send([{ Id: "0", MessageBody: ownMessage(randomUUID(), now, OWN_DETAIL_TYPE.reconcileRequest) }]);
+    }
+
+    private async send(entries: { Id: string; MessageBody: string; DelaySeconds?: number }[]): Promise<void> {
+        for (let start = 0; start < entries.length; start += SEND_BATCH_SIZE) {
+            const result = await this.clients.sqs.send(new SendMessageBatchCommand({ QueueUrl: this.settings.queueUrl, Entries: entries.slice(start, start + SEND_BATCH_SIZE) }));
+            if ((result.Failed ?? []).length > 0) {
+                throw new Error(`SQS refused ${result.Failed?.length} message(s): ${result.Failed?.map((f) => `${f.Code}: ${f.Message}`).join("; ")}`);
+            }
+        }
+    }
+
+    /**
+     * Tries each pool in order until one has capacity. A pool that answers a capacity error joins
+     * `unavailable`, which every launch of the batch shares, so no other launch asks it again.
+     */
+    async launch(request: LaunchRequest, unavailable: Set<string>): Promise<LaunchOutcome> {
         const failures: LaunchFailure[] = [];
-        for (const attempt of attempts) {
+        for (const attempt of request.attempts) {
+            if (unavailable.has(poolKey(attempt))) {
+                continue;
+            }
             try {
-                const instanceId = await this.runInstance(attempt, idempotencyKey, replaces);
+                const instanceId = await this.runInstance(attempt, request);
                 return { launched: true, instanceId, attempt, failures };
             } catch (error) {
+                if (errorName(error) === "IdempotentParameterMismatch") {
+                    return { launched: false, claimed: true, failures };
+                }
                 if (!CAPACITY_ERRORS.includes(errorName(error))) {
                     throw error;
                 }
+                unavailable.add(poolKey(attempt));
                 failures.push({ attempt, code: errorName(error) });
             }
         }
-        return { launched: false, failures };
+        return { launched: false, claimed: false, failures };
     }
 
-    private async runInstance(attempt: LaunchAttempt, idempotencyKey: string, replaces: string | undefined): Promise<string> {
+    private async runInstance(attempt: LaunchAttempt, request: LaunchRequest): Promise<string> {
         const { settings } = this;
-        const tags = instanceTags({ instanceName: settings.instanceName, stack: settings.stack, zone: attempt.zone, region: settings.region, launchedBy: "handler", replaces });
+        const tags = instanceTags({
+            instanceName: settings.instanceName,
+            stack: settings.stack,
+            zone: attempt.zone,
+            region: settings.region,
+            launchedBy: "handler",
+            replaces: request.replaces,
+            noticedAt: request.noticedAt === undefined ? undefined : new Date(request.noticedAt),
+        });
         const result = await this.clients.ec2.send(new RunInstancesCommand({
             MinCount: 1,
             MaxCount: 1,
@@ -237,7 +321,7 @@ export class StackFleet {
                 { ResourceType: "instance", Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) },
                 { ResourceType: "volume", Tags: [{ Key: TAG.stack, Value: settings.stack }] },
             ],
-            ClientToken: clientToken(idempotencyKey, attempt),
+            ClientToken: clientToken(settings.stack, request.key),
         }));
         const instanceId = result.Instances?.[0]?.InstanceId;
         if (!instanceId) {

@@ -1,7 +1,7 @@
 /**
- * Parses whatever EventBridge delivers into a small typed model. Every event of the account and
- * region can arrive here, well-formed or not, so parsing never throws: anything it does not
- * recognise becomes an `ignored` event carrying the reason.
+ * Parses what the queue delivers into a small typed model: EventBridge's events (every event of
+ * the account and region can arrive, well-formed or not) and the handler's own timer messages.
+ * Parsing never throws: anything it does not recognise becomes an `ignored` event with the reason.
  */
 
 export const DETAIL_TYPE = {
@@ -10,6 +10,16 @@ export const DETAIL_TYPE = {
     stateChange: "EC2 Instance State-change Notification",
     schedule: "Scheduled Event",
 } as const;
+
+/** The source and detail types of the messages the handler sends to its own queue. */
+export const OWN_SOURCE = "spot-availability";
+export const OWN_DETAIL_TYPE = {
+    drainCheck: "Drain Check",
+    reconcileRequest: "Reconcile Request",
+} as const;
+
+/** Why a drain check was set: the warning's deadline, or a replacement that may be healthy by now. */
+export type DrainCheckCause = "deadline" | "replacement-healthy";
 
 export const INSTANCE_STATES = ["pending", "running", "shutting-down", "terminated", "stopping", "stopped"] as const;
 export type InstanceState = (typeof INSTANCE_STATES)[number];
@@ -25,7 +35,17 @@ export type HandlerEvent =
     | (EventIdentity & { kind: "rebalance-recommendation"; instanceId: string })
     | (EventIdentity & { kind: "state-change"; instanceId: string; state: InstanceState })
     | (EventIdentity & { kind: "schedule" })
+    /** A timer the handler set: drain `instanceId` if `cause` says it is time. */
+    | (EventIdentity & { kind: "drain-check"; instanceId: string; cause: DrainCheckCause; replacementId?: string })
+    /** The handler asks itself to reconcile at once (a replacement landed outside its zone). */
+    | (EventIdentity & { kind: "reconcile-request" })
     | { kind: "ignored"; reason: string };
+
+/** One message of a batch, by the id the event source mapping reports failures with. */
+export interface QueuedEvent {
+    messageId: string;
+    event: HandlerEvent;
+}
 
 const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
 
@@ -54,6 +74,9 @@ export function parseEvent(event: unknown): HandlerEvent {
     }
     const identity = { id, time };
 
+    if (source === OWN_SOURCE) {
+        return parseOwnMessage(detailType, event.detail, identity);
+    }
     if (detailType === DETAIL_TYPE.schedule) {
         return source === "aws.events" ? { kind: "schedule", ...identity } : ignored(`scheduled event from ${String(source)}`);
     }
@@ -84,4 +107,58 @@ export function parseEvent(event: unknown): HandlerEvent {
         default:
             return ignored(`detail-type ${detailType} is not handled`);
     }
+}
+
+const DRAIN_CHECK_CAUSES: readonly DrainCheckCause[] = ["deadline", "replacement-healthy"];
+
+function parseOwnMessage(detailType: string, detail: unknown, identity: EventIdentity): HandlerEvent {
+    if (detailType === OWN_DETAIL_TYPE.reconcileRequest) {
+        return { kind: "reconcile-request", ...identity };
+    }
+    if (detailType !== OWN_DETAIL_TYPE.drainCheck) {
+        return ignored(`detail-type ${detailType} from ${OWN_SOURCE} is not handled`);
+    }
+    if (!isRecord(detail) || typeof detail["instance-id"] !== "string" || !INSTANCE_ID.test(detail["instance-id"])) {
+        return ignored("drain check has no valid instance-id");
+    }
+    const cause = detail.cause;
+    if (typeof cause !== "string" || !(DRAIN_CHECK_CAUSES as readonly string[]).includes(cause)) {
+        return ignored(`drain check has unknown cause ${String(cause)}`);
+    }
+    const replacementId = detail["replacement-id"];
+    if (replacementId !== undefined && (typeof replacementId !== "string" || !INSTANCE_ID.test(replacementId))) {
+        return ignored("drain check has an invalid replacement-id");
+    }
+    return { kind: "drain-check", ...identity, instanceId: detail["instance-id"], cause: cause as DrainCheckCause, replacementId };
+}
+
+/** The body of a message the handler sends itself, shaped as an EventBridge event so one parser reads both. */
+export function ownMessage(id: string, time: Date, detailType: (typeof OWN_DETAIL_TYPE)[keyof typeof OWN_DETAIL_TYPE], detail: Record<string, string> = {}): string {
+    return JSON.stringify({ version: "0", id, "detail-type": detailType, source: OWN_SOURCE, time: time.toISOString(), detail });
+}
+
+/**
+ * Every record of an SQS batch as the event source mapping delivers it. A record whose body is
+ * not JSON becomes an ignored event (acknowledged, never retried); a payload that is not a batch
+ * at all has no message to report and parses to nothing.
+ */
+export function parseBatch(payload: unknown): { messages: QueuedEvent[]; rejected?: string } {
+    if (!isRecord(payload) || !Array.isArray(payload.Records)) {
+        return { messages: [], rejected: "payload is not an SQS batch (no Records)" };
+    }
+    const messages: QueuedEvent[] = [];
+    for (const record of payload.Records) {
+        if (!isRecord(record) || typeof record.messageId !== "string") {
+            continue;
+        }
+        let body: unknown;
+        try {
+            body = JSON.parse(String(record.body));
+        } catch {
+            messages.push({ messageId: record.messageId, event: ignored("message body is not JSON") });
+            continue;
+        }
+        messages.push({ messageId: record.messageId, event: parseEvent(body) });
+    }
+    return { messages };
 }

@@ -9,8 +9,10 @@ export const METRIC = {
     warnings: "InterruptionWarnings",
     replacements: "Replacements",
     failures: "ReplacementFailures",
-    /** Milliseconds from the event's time (AWS's notice) to the replacement's registration. */
+    /** Milliseconds from AWS's notice (warning or recommendation) to its replacement's registration. */
     noticeToRegistered: "NoticeToRegisteredMs",
+    /** Milliseconds from a refill's launch (lost capacity, reconcile) to its registration. */
+    refillToRegistered: "RefillToRegisteredMs",
     instancesInZone: "InstancesInZone",
     onDemandInZone: "OnDemandInstancesInZone",
 } as const;
@@ -22,6 +24,7 @@ const UNITS: Record<MetricName, string> = {
     Replacements: "Count",
     ReplacementFailures: "Count",
     NoticeToRegisteredMs: "Milliseconds",
+    RefillToRegisteredMs: "Milliseconds",
     InstancesInZone: "Count",
     OnDemandInstancesInZone: "Count",
 };

@@ -1,4 +1,4 @@
-import { InstanceState } from "./events";
+import { DrainCheckCause, InstanceState } from "./events";
 import { LaunchedBy } from "./tags";
 
 /** What the handler sees of its stack, and what it decides to do about it. */
@@ -17,6 +17,8 @@ export interface ObservedInstance {
     replaces?: string;
     /** Milliseconds since the epoch. */
     launchTime: number;
+    /** When AWS's notice that this instance answers came (milliseconds since the epoch), if it answers one. */
+    noticedAt?: number;
 }
 
 /** Target health states of ELBv2. */
@@ -25,8 +27,8 @@ export type TargetState = "initial" | "healthy" | "unhealthy" | "unused" | "drai
 export interface Observation {
     /** Every instance carrying this stack's tag, in any state. */
     instances: ObservedInstance[];
-    /** Target health by instance id; undefined when the event did not need it. */
-    targets?: Record<string, TargetState>;
+    /** Target health by instance id: an instance that is not there is not registered. */
+    targets: Record<string, TargetState>;
     /** Current spot price of the preferred instance type by zone; undefined when not read. */
     prices?: Record<string, number>;
 }
@@ -40,16 +42,41 @@ export interface LaunchAttempt {
     market: Market;
 }
 
+/** A pool as EC2 counts capacity: zone, instance type and market. */
+export function poolKey(pool: LaunchAttempt): string {
+    return `${pool.zone}/${pool.instanceType}/${pool.market}`;
+}
+
+/** A drain check the handler sets for itself: a delayed message to its own queue. */
+export interface DrainTimer {
+    instanceId: string;
+    cause: DrainCheckCause;
+    replacementId?: string;
+    delaySeconds: number;
+}
+
+/** How long a newly registered instance took, for the metric that says so. */
+export type RegistrationClock =
+    /** A replacement answering AWS's notice (warning or recommendation) at `since`. */
+    | { kind: "notice"; since: number }
+    /** A refill (lost capacity, reconcile) launched at `since`. */
+    | { kind: "refill"; since: number };
+
 export type Action =
     /** Deregister from the target group: in-flight requests finish within the deregistration delay. */
     | { kind: "drain"; instanceId: string; reason: string }
     /**
-     * Launch the first attempt that has capacity, then register it once it runs. A best-effort
-     * launch that finds no capacity is not a failure: the fleet already holds its count.
+     * Launch the first attempt that has capacity. `key` names the place being filled: every batch
+     * that plans the same place derives the same ClientToken, so a place is never filled twice.
+     * A best-effort launch that finds no capacity is not a failure: the fleet already holds its count.
      */
-    | { kind: "launch"; attempts: LaunchAttempt[]; replaces?: string; idempotencyKey: string; reason: string; bestEffort?: boolean }
-    | { kind: "register"; instanceId: string; reason: string }
-    | { kind: "terminate"; instanceId: string; reason: string };
+    | { kind: "launch"; attempts: LaunchAttempt[]; key: string; replaces?: string; noticedAt?: number; reason: string; bestEffort?: boolean }
+    | { kind: "register"; instanceId: string; reason: string; clock?: RegistrationClock }
+    | { kind: "terminate"; instanceId: string; reason: string }
+    | { kind: "timer"; timer: DrainTimer; reason: string };
+
+/** An action and the messages it answers: if it fails, they are reported as the batch's failures. */
+export type PlannedAction = Action & { messageIds: string[] };
 
 export const LIVE_STATES: readonly InstanceState[] = ["pending", "running"];
 

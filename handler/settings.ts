@@ -2,6 +2,18 @@
  * Everything the handler needs to know about its stack. The program bakes these values into the
  * Lambda archive; nothing is read from the environment except what Lambda itself provides.
  */
+
+/** When a warned instance leaves rotation: once its replacement serves (or at the deadline), or at once. */
+export const DRAIN_WHEN = ["replacement-healthy", "warning"] as const;
+export type DrainWhen = (typeof DRAIN_WHEN)[number];
+
+/** The target group's timing, which the deferred drain works from. */
+export interface TargetGroupTiming {
+    healthCheckIntervalSeconds: number;
+    healthyThreshold: number;
+    deregistrationDelaySeconds: number;
+}
+
 export interface HandlerSettings {
     /** Value of the `spot-availability:stack` tag that marks this stack's instances. */
     stack: string;
@@ -15,9 +27,13 @@ export interface HandlerSettings {
     launchTemplateId: string;
     launchTemplateVersion: string;
     targetGroupArn: string;
+    targetGroup: TargetGroupTiming;
     spotProductDescription: string;
     /** Maximum hourly spot price; undefined lets AWS cap it at the on-demand price. */
     spotMaxPrice?: string;
     onDemandFallback: boolean;
     replaceOnRebalance: boolean;
+    drainWhen: DrainWhen;
+    /** The queue the handler reads its events from; its delayed messages to it are its timers. */
+    queueUrl: string;
 }

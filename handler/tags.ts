@@ -9,6 +9,8 @@ export const TAG = {
     zone: "spot-availability:zone",
     launchedBy: "spot-availability:launched-by",
     replaces: "spot-availability:replaces",
+    /** When AWS's notice that a replacement answers came (ISO 8601): what `NoticeToRegisteredMs` counts from. */
+    noticedAt: "spot-availability:noticed-at",
 } as const;
 
 export type LaunchedBy = "pulumi" | "handler";
@@ -34,6 +36,7 @@ export function instanceTags(args: {
     region: string;
     launchedBy: LaunchedBy;
     replaces?: string;
+    noticedAt?: Date;
 }): Record<string, string> {
     return {
         [TAG.name]: instanceNameTag(args.instanceName, args.zone, args.region),
@@ -41,5 +44,6 @@ export function instanceTags(args: {
         [TAG.zone]: args.zone,
         [TAG.launchedBy]: args.launchedBy,
         ...(args.replaces ? { [TAG.replaces]: args.replaces } : {}),
+        ...(args.noticedAt ? { [TAG.noticedAt]: args.noticedAt.toISOString() } : {}),
     };
 }

@@ -1,5 +1,6 @@
 import * as fs from "fs";
 import * as pulumi from "@pulumi/pulumi";
+import { DRAIN_WHEN, DrainWhen } from "../handler/settings";
 
 /**
  * Stack configuration: the seed's variables, as `pulumi config` keys. `parseConfig` is pure and
@@ -24,6 +25,7 @@ export const DEFAULTS = {
     spotMaxPrice: "",
     onDemandFallback: true,
     replaceOnRebalance: true,
+    drainWhen: "replacement-healthy",
     appPort: 80,
     healthCheckPath: "/",
     userDataFile: "",
@@ -83,6 +85,7 @@ export interface ServiceConfig {
     spotMaxPrice?: string;
     onDemandFallback: boolean;
     replaceOnRebalance: boolean;
+    drainWhen: DrainWhen;
     appPort: number;
     healthCheckPath: string;
     /** The configured user data script; undefined selects the built-in page. */
@@ -94,6 +97,14 @@ export interface ServiceConfig {
     alarmTopicArn?: string;
     /** Declare the FIS experiment templates `npm run drill` starts. */
     drill: boolean;
+}
+
+/** `drainWhen`: when a warned instance leaves the load balancer's rotation. */
+export function parseDrainWhen(value: string): DrainWhen {
+    if (!(DRAIN_WHEN as readonly string[]).includes(value)) {
+        throw new ConfigError("drainWhen", `${JSON.stringify(value)} is not allowed; allowed: replacement-healthy (the default: serve until the replacement is healthy or the drain deadline) or warning (drain at once)`);
+    }
+    return value as DrainWhen;
 }
 
 /** Raw config as Pulumi hands it over: strings, arrays as JSON text, absent keys undefined. */
@@ -359,6 +370,7 @@ export function parseConfig(raw: RawConfig, context: ConfigContext): ServiceConf
         spotMaxPrice,
         onDemandFallback: boolean("onDemandFallback", DEFAULTS.onDemandFallback),
         replaceOnRebalance: boolean("replaceOnRebalance", DEFAULTS.replaceOnRebalance),
+        drainWhen: parseDrainWhen(raw.drainWhen ?? DEFAULTS.drainWhen),
         appPort,
         healthCheckPath,
         userData,

@@ -1,22 +1,51 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { DETAIL_TYPE } from "../handler/events";
-import { createHandler } from "../handler";
+import { BatchResponse, createHandler } from "../handler";
 import { HandlerSettings } from "../handler/settings";
 import { TAG } from "../handler/tags";
 import { scheduleExpression } from "./config";
 
 /**
  * The reaction to AWS's interruption notices: EventBridge rules for the interruption warning, the
- * rebalance recommendation, instance state changes and a reconcile schedule, all invoking one
- * Lambda written as a Pulumi closure, with its dead-letter queue, log group and a role that holds
- * only the actions the handler calls, scoped to this stack wherever AWS allows it.
+ * rebalance recommendation, instance state changes and a reconcile schedule deliver into one SQS
+ * queue, which an event source mapping hands in batches to one Lambda written as a Pulumi
+ * closure; with the queue's dead-letter queue, the function's log group and a role that holds
+ * only the actions it calls, scoped to this stack wherever AWS allows it.
  */
 
-/** Packages the Lambda runtime already provides (SDK v3): left out of the archive. */
-export const RUNTIME_PROVIDED_PACKAGES = ["@aws-sdk/client-ec2", "@aws-sdk/client-elastic-load-balancing-v2"];
+/**
+ * Packages the Lambda runtime already provides (SDK v3, with the retry strategies its clients are
+ * built on): left out of the archive.
+ */
+export const RUNTIME_PROVIDED_PACKAGES = ["@aws-sdk/client-ec2", "@aws-sdk/client-elastic-load-balancing-v2", "@aws-sdk/client-sqs", "@smithy/util-retry"];
 
 export const LAMBDA_RUNTIME = "nodejs22.x";
+
+/**
+ * Seconds an invocation may run. It never waits for an instance: it launches, drains and
+ * registers, so the longest path is a walk through every pool (each RunInstances about 1.5 s).
+ */
+export const FUNCTION_TIMEOUT_SECONDS = 60;
+
+/**
+ * The event source mapping: large batches gathered for at most a second, so a zone's warnings
+ * arrive in one or two invocations; a bounded number of batches at once, which needs no reserved
+ * concurrency. https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-parameters.html
+ */
+export const EVENT_BATCHING = {
+    batchSize: 100,
+    maximumBatchingWindowInSeconds: 1,
+    maximumConcurrency: 5,
+} as const;
+
+/**
+ * AWS: set the queue's visibility timeout to at least six times the function's timeout, and the
+ * redrive policy's maxReceiveCount to at least 5, so throttled batches are not dead-lettered.
+ * https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html
+ */
+export const QUEUE_VISIBILITY_TIMEOUT_SECONDS = 6 * FUNCTION_TIMEOUT_SECONDS;
+export const MAX_RECEIVE_COUNT = 5;
 
 /** The EventBridge patterns, one rule each; the state-change rule only wakes the handler for states it acts on. */
 export const EVENT_PATTERNS = {
@@ -41,7 +70,8 @@ export interface HandlerPolicyArgs {
     instanceRoleArn: string;
     targetGroupArn: string;
     logGroupArn: string;
-    deadLetterQueueArn: string;
+    /** The queue the function reads its events from, and sends its own timers to. */
+    eventQueueArn: string;
     /** SSM parameter EC2 resolves the image from at launch, if the template names one. */
     imageParameter?: string;
     keyName?: string;
@@ -50,9 +80,11 @@ export interface HandlerPolicyArgs {
 interface PolicyStatement {
     Sid: string;
     Effect: "Allow";
+    /** Resource policies name who may act; identity policies leave it out. */
+    Principal?: { Service: string };
     Action: string[];
     Resource: string | string[];
-    Condition?: Record<string, Record<string, string>>;
+    Condition?: Record<string, Record<string, string | string[]>>;
 }
 
 export interface PolicyDocument {
@@ -137,17 +169,41 @@ export function handlerPolicy(args: HandlerPolicyArgs): PolicyDocument {
             Resource: `${args.logGroupArn}:*`,
         },
         {
-            Sid: "DeadLetter",
+            // What the event source mapping needs to read the queue for the function:
+            // https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html
+            Sid: "ReadEvents",
+            Effect: "Allow",
+            Action: ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+            Resource: args.eventQueueArn,
+        },
+        {
+            Sid: "SetOwnTimers",
             Effect: "Allow",
             Action: ["sqs:SendMessage"],
-            Resource: args.deadLetterQueueArn,
+            Resource: args.eventQueueArn,
         },
     ];
     return { Version: "2012-10-17", Statement: statements };
 }
 
+/** The queue's resource policy: EventBridge may send to it only on behalf of this stack's rules. */
+export function eventQueuePolicy(queueArn: string, ruleArns: string[]): PolicyDocument {
+    return {
+        Version: "2012-10-17",
+        Statement: [{
+            Sid: "OnlyThisStacksRules",
+            Effect: "Allow",
+            Principal: { Service: "events.amazonaws.com" },
+            Action: ["sqs:SendMessage"],
+            Resource: queueArn,
+            Condition: { ArnEquals: { "aws:SourceArn": ruleArns } },
+        }],
+    };
+}
+
 export interface InterruptionHandlingArgs {
-    settings: pulumi.Input<HandlerSettings>;
+    /** Everything the handler needs but its own queue, which this component creates. */
+    settings: pulumi.Input<Omit<HandlerSettings, "queueUrl">>;
     /**
      * The teardown of the handler's instances: the function, its rules and their permissions
      * depend on it, so `pulumi destroy` deletes them (nothing can launch) before it runs.
@@ -163,20 +219,29 @@ export interface InterruptionHandlingArgs {
 }
 
 export class InterruptionHandling extends pulumi.ComponentResource {
-    public readonly function: aws.lambda.CallbackFunction<unknown, void>;
+    public readonly function: aws.lambda.CallbackFunction<unknown, BatchResponse>;
     public readonly logGroup: aws.cloudwatch.LogGroup;
+    public readonly eventQueue: aws.sqs.Queue;
     public readonly deadLetterQueue: aws.sqs.Queue;
+    public readonly eventSourceMapping: aws.lambda.EventSourceMapping;
     public readonly rules: aws.cloudwatch.EventRule[];
 
     constructor(name: string, args: InterruptionHandlingArgs, opts?: pulumi.ComponentResourceOptions) {
         super("spot-availability:index:InterruptionHandling", name, {}, opts);
-        const settings = pulumi.output(args.settings);
         const afterTeardown = [args.handlerLaunchedInstances];
 
         this.deadLetterQueue = new aws.sqs.Queue(`${name}-dlq`, {
             messageRetentionSeconds: 14 * 24 * 3600,
             sqsManagedSseEnabled: true,
         }, { parent: this });
+        this.eventQueue = new aws.sqs.Queue(`${name}-events`, {
+            sqsManagedSseEnabled: true,
+            visibilityTimeoutSeconds: QUEUE_VISIBILITY_TIMEOUT_SECONDS,
+            // An event older than a day describes a fleet that no longer exists.
+            messageRetentionSeconds: 24 * 3600,
+            redrivePolicy: pulumi.jsonStringify({ deadLetterTargetArn: this.deadLetterQueue.arn, maxReceiveCount: MAX_RECEIVE_COUNT }),
+        }, { parent: this });
+        const settings: pulumi.Output<HandlerSettings> = pulumi.all([args.settings, this.eventQueue.url]).apply(([handler, queueUrl]) => ({ ...handler, queueUrl }));
         this.logGroup = new aws.cloudwatch.LogGroup(name, {
             retentionInDays: args.logRetentionDays,
         }, { parent: this });
@@ -188,8 +253,8 @@ export class InterruptionHandling extends pulumi.ComponentResource {
         const policy = new aws.iam.RolePolicy(name, {
             role: role.name,
             policy: pulumi
-                .all([identity, settings, args.launchTemplateArn, args.securityGroupId, args.instanceRoleArn, this.logGroup.arn, this.deadLetterQueue.arn])
-                .apply(([caller, handler, launchTemplateArn, securityGroupId, instanceRoleArn, logGroupArn, deadLetterQueueArn]) =>
+                .all([identity, settings, args.launchTemplateArn, args.securityGroupId, args.instanceRoleArn, this.logGroup.arn, this.eventQueue.arn])
+                .apply(([caller, handler, launchTemplateArn, securityGroupId, instanceRoleArn, logGroupArn, eventQueueArn]) =>
                     JSON.stringify(handlerPolicy({
                         partition: caller.arn.split(":")[1],
                         region: handler.region,
@@ -201,32 +266,41 @@ export class InterruptionHandling extends pulumi.ComponentResource {
                         instanceRoleArn,
                         targetGroupArn: handler.targetGroupArn,
                         logGroupArn,
-                        deadLetterQueueArn,
+                        eventQueueArn,
                         imageParameter: args.imageParameter,
                         keyName: args.keyName,
                     }))),
         }, { parent: this });
 
-        this.function = new aws.lambda.CallbackFunction<unknown, void>(name, {
+        this.function = new aws.lambda.CallbackFunction<unknown, BatchResponse>(name, {
             description: pulumi.interpolate`Replaces interrupted spot instances of ${settings.stack}`,
             runtime: LAMBDA_RUNTIME,
             role,
             memorySize: 256,
-            timeout: 120,
-            // Two events never race: EventBridge's asynchronous invocations queue behind one another.
-            reservedConcurrentExecutions: 1,
-            deadLetterConfig: { targetArn: this.deadLetterQueue.arn },
+            timeout: FUNCTION_TIMEOUT_SECONDS,
+            // No reserved concurrency: the event source mapping bounds it, and an account whose
+            // quota is 10 cannot reserve any. https://docs.aws.amazon.com/lambda/latest/dg/lambda-concurrency.html
             loggingConfig: { logFormat: "JSON", logGroup: this.logGroup.name },
             codePathOptions: { extraExcludePackages: [...RUNTIME_PROVIDED_PACKAGES] },
-            // Runs once per container: the handler (and its SDK clients) are built once, not per event.
+            // Runs once per container: the handler (and its SDK clients) are built once, not per batch.
             callbackFactory: () => createHandler(settings.get()),
+        }, { parent: this, dependsOn: [policy, ...afterTeardown] });
+
+        this.eventSourceMapping = new aws.lambda.EventSourceMapping(name, {
+            eventSourceArn: this.eventQueue.arn,
+            functionName: this.function.arn,
+            batchSize: EVENT_BATCHING.batchSize,
+            maximumBatchingWindowInSeconds: EVENT_BATCHING.maximumBatchingWindowInSeconds,
+            scalingConfig: { maximumConcurrency: EVENT_BATCHING.maximumConcurrency },
+            // Only the messages the handler names as failed come back: https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html
+            functionResponseTypes: ["ReportBatchItemFailures"],
         }, { parent: this, dependsOn: [policy, ...afterTeardown] });
 
         const rules: [string, aws.cloudwatch.EventRule][] = [
             ...Object.entries(EVENT_PATTERNS).map(([kind, pattern]): [string, aws.cloudwatch.EventRule] => [
                 kind,
                 new aws.cloudwatch.EventRule(`${name}-${kind}`, {
-                    description: `${pattern["detail-type"][0]}: to the spot-availability handler`,
+                    description: `${pattern["detail-type"][0]}: to the spot-availability handler's queue`,
                     eventPattern: JSON.stringify(pattern),
                 }, { parent: this, dependsOn: afterTeardown }),
             ]),
@@ -235,24 +309,22 @@ export class InterruptionHandling extends pulumi.ComponentResource {
                 scheduleExpression: scheduleExpression(args.reconcileMinutes),
             }, { parent: this, dependsOn: afterTeardown })],
         ];
+        const queuePolicy = new aws.sqs.QueuePolicy(name, {
+            queueUrl: this.eventQueue.url,
+            policy: pulumi.all([this.eventQueue.arn, ...rules.map(([, rule]) => rule.arn)]).apply(([queueArn, ...ruleArns]) => JSON.stringify(eventQueuePolicy(queueArn, ruleArns))),
+        }, { parent: this });
         for (const [kind, rule] of rules) {
-            // Each rule may invoke the function, and nothing else through EventBridge may.
-            const permission = new aws.lambda.Permission(`${name}-${kind}`, {
-                function: this.function.name,
-                action: "lambda:InvokeFunction",
-                principal: "events.amazonaws.com",
-                sourceArn: rule.arn,
-            }, { parent: this });
             new aws.cloudwatch.EventTarget(`${name}-${kind}`, {
                 rule: rule.name,
-                arn: this.function.arn,
-            }, { parent: this, dependsOn: [permission] });
+                arn: this.eventQueue.arn,
+            }, { parent: this, dependsOn: [queuePolicy] });
         }
         this.rules = rules.map(([, rule]) => rule);
 
         this.registerOutputs({
             functionName: this.function.name,
             logGroupName: this.logGroup.name,
+            eventQueueUrl: this.eventQueue.url,
             deadLetterQueueUrl: this.deadLetterQueue.url,
         });
     }

@@ -4,9 +4,16 @@ import { METRIC, METRIC_NAMESPACE } from "../handler/metrics";
 
 /**
  * What an operator watches: a dashboard of the handler's metrics (instances per zone by market,
- * warnings, replacements, failures, time from notice to registration, dead letters) and alarms
- * on dead letters and on any zone below its count for longer than two reconcile periods.
+ * warnings, replacements, failures, time from notice to registration, dead letters, the age of
+ * the oldest waiting event) and alarms on dead letters, on an event waiting longer than the
+ * interruption notice, and on any zone below its count for longer than two reconcile periods.
  */
+
+/**
+ * An event that waited this long missed the two-minute notice it may carry: the function is
+ * failing or throttled. (The handler's own drain checks are delayed by less.)
+ */
+export const OLDEST_EVENT_ALARM_SECONDS = 120;
 
 export interface OperationsArgs {
     stack: string;
@@ -15,12 +22,13 @@ export interface OperationsArgs {
     instancesPerZone: number;
     reconcileMinutes: number;
     deadLetterQueueName: pulumi.Input<string>;
+    eventQueueName: pulumi.Input<string>;
     /** SNS topic the alarms notify; none leaves them on the dashboard only. */
     alarmTopicArn?: string;
 }
 
 /** The dashboard's widgets, as CloudWatch's dashboard body expects them. */
-export function dashboardBody(args: Omit<OperationsArgs, "deadLetterQueueName" | "alarmTopicArn"> & { deadLetterQueueName: string }): string {
+export function dashboardBody(args: Omit<OperationsArgs, "deadLetterQueueName" | "eventQueueName" | "alarmTopicArn"> & { deadLetterQueueName: string; eventQueueName: string }): string {
     const stackMetric = (name: string, stat: string, extra: Record<string, string> = {}, options: Record<string, unknown> = {}) =>
         [METRIC_NAMESPACE, name, "Stack", args.stack, ...Object.entries(extra).flat(), { stat, label: Object.values(extra).join(" ") || name, ...options }];
     const widget = (title: string, metrics: unknown[], x: number, y: number, extra: Record<string, unknown> = {}) => ({
@@ -47,11 +55,15 @@ export function dashboardBody(args: Omit<OperationsArgs, "deadLetterQueueName" |
                 stackMetric(METRIC.replacements, "Sum"),
                 stackMetric(METRIC.failures, "Sum"),
             ], 0, 6),
-            widget("Notice to registered (ms); InService follows two 5 s health checks later", [
+            widget("Notice (or refill launch) to registered (ms); InService follows two 5 s health checks later", [
                 stackMetric(METRIC.noticeToRegistered, "p50"),
                 stackMetric(METRIC.noticeToRegistered, "Maximum"),
+                stackMetric(METRIC.refillToRegistered, "Maximum"),
             ], 12, 6),
             widget("Events in the dead-letter queue", [["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", args.deadLetterQueueName, { stat: "Maximum" }]], 0, 12),
+            widget("Age of the oldest waiting event (s)", [["AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", args.eventQueueName, { stat: "Maximum" }]], 12, 12, {
+                annotations: { horizontal: [{ label: "interruption notice", value: OLDEST_EVENT_ALARM_SECONDS }] },
+            }),
         ],
     });
 }
@@ -66,7 +78,7 @@ export class Operations extends pulumi.ComponentResource {
 
         const dashboard = new aws.cloudwatch.Dashboard(name, {
             dashboardName: `${args.stack.replace(/[^A-Za-z0-9_-]/g, "-")}-spot`,
-            dashboardBody: pulumi.output(args.deadLetterQueueName).apply((deadLetterQueueName) => dashboardBody({ ...args, deadLetterQueueName })),
+            dashboardBody: pulumi.all([args.deadLetterQueueName, args.eventQueueName]).apply(([deadLetterQueueName, eventQueueName]) => dashboardBody({ ...args, deadLetterQueueName, eventQueueName })),
         }, { parent: this });
 
         this.alarms = [
@@ -80,6 +92,20 @@ export class Operations extends pulumi.ComponentResource {
                 evaluationPeriods: 1,
                 threshold: 1,
                 comparisonOperator: "GreaterThanOrEqualToThreshold",
+                treatMissingData: "notBreaching",
+                alarmActions: actions,
+                okActions: actions,
+            }, { parent: this }),
+            new aws.cloudwatch.MetricAlarm(`${name}-oldest-event`, {
+                alarmDescription: `${args.stack}: an event has waited in the handler's queue longer than the ${OLDEST_EVENT_ALARM_SECONDS} s interruption notice`,
+                namespace: "AWS/SQS",
+                metricName: "ApproximateAgeOfOldestMessage",
+                dimensions: { QueueName: args.eventQueueName },
+                statistic: "Maximum",
+                period: 60,
+                evaluationPeriods: 1,
+                threshold: OLDEST_EVENT_ALARM_SECONDS,
+                comparisonOperator: "GreaterThanThreshold",
                 treatMissingData: "notBreaching",
                 alarmActions: actions,
                 okActions: actions,

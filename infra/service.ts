@@ -5,7 +5,7 @@ import { AliasRecord, DomainCertificate, HostedDomain, lookupHostedZone } from "
 import { Drill, DrillScope } from "./drill";
 import { Instances, lookupImage, MachineImage } from "./instances";
 import { InterruptionHandling } from "./interruptionHandling";
-import { LoadBalancer } from "./loadBalancer";
+import { DEREGISTRATION_DELAY_SECONDS, HEALTH_CHECK, LoadBalancer } from "./loadBalancer";
 import { lookupNetwork, Network, NetworkPlan } from "./network";
 import { Operations } from "./operations";
 import { HandlerLaunchedInstances } from "./teardown";
@@ -100,7 +100,7 @@ export class SpotWebService extends pulumi.ComponentResource {
             targetGroupArn: loadBalancer.targetGroup.arn,
         }, { parent: this });
 
-        const settings: pulumi.Output<HandlerSettings> = pulumi.output({
+        const settings: pulumi.Output<Omit<HandlerSettings, "queueUrl">> = pulumi.output({
             stack: config.stack,
             region: config.region,
             instanceName: config.instanceName,
@@ -110,10 +110,16 @@ export class SpotWebService extends pulumi.ComponentResource {
             launchTemplateId: instances.launchTemplate.id,
             launchTemplateVersion: "$Default",
             targetGroupArn: loadBalancer.targetGroup.arn,
+            targetGroup: {
+                healthCheckIntervalSeconds: HEALTH_CHECK.intervalSeconds,
+                healthyThreshold: HEALTH_CHECK.healthyThreshold,
+                deregistrationDelaySeconds: DEREGISTRATION_DELAY_SECONDS,
+            },
             spotProductDescription: config.spotProductDescription,
             spotMaxPrice: config.spotMaxPrice,
             onDemandFallback: config.onDemandFallback,
             replaceOnRebalance: config.replaceOnRebalance,
+            drainWhen: config.drainWhen,
         });
         // Deleted after everything that can launch (which depends on it) and before the network,
         // security groups and template it depends on: destroy then finds no stray instance in the way.
@@ -141,6 +147,7 @@ export class SpotWebService extends pulumi.ComponentResource {
             instancesPerZone: config.instancesPerZone,
             reconcileMinutes: config.reconcileMinutes,
             deadLetterQueueName: handling.deadLetterQueue.name,
+            eventQueueName: handling.eventQueue.name,
             alarmTopicArn: config.alarmTopicArn,
         }, { parent: this });
 

@@ -9,16 +9,18 @@ import {
     RunInstancesCommand,
 } from "@aws-sdk/client-ec2";
 import { CreateTargetGroupCommand, DescribeTargetHealthCommand, ElasticLoadBalancingV2Client, RegisterTargetsCommand } from "@aws-sdk/client-elastic-load-balancing-v2";
+import { CreateQueueCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { createClients } from "../handler/aws";
-import { createHandler } from "../handler";
+import { BatchResponse, createHandler } from "../handler";
 import { HandlerSettings } from "../handler/settings";
 import { instanceTags, TAG } from "../handler/tags";
 import { CREDENTIALS, Emulator, useEmulator } from "./emulator";
 
 /**
  * A stack as `pulumi up` leaves it, built in moto with real SDK calls: VPC, one subnet per zone,
- * security group, launch template, target group, and `instancesPerZone` spot instances per zone
- * tagged `launched-by: pulumi` and registered. Plus the handler, wired to it through the proxy.
+ * security group, launch template, target group, the handler's queue, and `instancesPerZone` spot
+ * instances per zone tagged `launched-by: pulumi` and registered. Plus the handler, wired to it
+ * through the proxy, and handed events as the event source mapping hands them: SQS batches.
  */
 
 export const REGION = "us-east-2";
@@ -39,9 +41,12 @@ export interface World {
     elb: ElasticLoadBalancingV2Client;
     /** Logical name (`Prometheus-B`) → instance id of the instances "Pulumi" declared. */
     declared: Record<string, string>;
-    handle: (event: unknown) => Promise<void>;
+    /** Delivers the events to the handler as one SQS batch, one message each (message ids `m1`, `m2` …). */
+    handle: (...events: unknown[]) => Promise<BatchResponse>;
     /** The handler as the program would bake it after `pulumi config set`: same stack, changed settings. */
-    reconfigured(changes: Partial<HandlerSettings>): (event: unknown) => Promise<void>;
+    reconfigured(changes: Partial<HandlerSettings>): (...events: unknown[]) => Promise<BatchResponse>;
+    /** The handler itself: takes any payload. */
+    handler: (payload: unknown) => Promise<BatchResponse>;
     logs: Record<string, any>[];
     /** Embedded-metric-format documents the handler wrote. */
     metrics: Record<string, any>[];
@@ -83,6 +88,7 @@ export async function buildWorld(emulator: Emulator, options: WorldOptions = {})
     }));
     const targetGroupArn = (await elb.send(new CreateTargetGroupCommand({ Name: "spot-lb", Protocol: "HTTP", Port: 80, VpcId: vpcId, TargetType: "instance" })))
         .TargetGroups?.[0].TargetGroupArn as string;
+    const queueUrl = (await new SQSClient(direct).send(new CreateQueueCommand({ QueueName: "spot-events" }))).QueueUrl as string;
 
     const settings: HandlerSettings = {
         stack: STACK,
@@ -94,9 +100,12 @@ export async function buildWorld(emulator: Emulator, options: WorldOptions = {})
         launchTemplateId: template.LaunchTemplate?.LaunchTemplateId as string,
         launchTemplateVersion: "$Default",
         targetGroupArn,
+        targetGroup: { healthCheckIntervalSeconds: 5, healthyThreshold: 2, deregistrationDelaySeconds: 30 },
         spotProductDescription: "Linux/UNIX",
         onDemandFallback: true,
         replaceOnRebalance: true,
+        drainWhen: "replacement-healthy",
+        queueUrl,
         ...options.settings,
     };
 
@@ -129,7 +138,7 @@ export async function buildWorld(emulator: Emulator, options: WorldOptions = {})
         log: (line) => logs.push(JSON.parse(line)),
         metrics: (line) => metrics.push(JSON.parse(line)),
     });
-    const handle = handlerWith(settings);
+    const handler = handlerWith(settings);
     emulator.proxy.calls.length = 0;
 
     return {
@@ -137,8 +146,12 @@ export async function buildWorld(emulator: Emulator, options: WorldOptions = {})
         ec2,
         elb,
         declared,
-        handle,
-        reconfigured: (changes) => handlerWith({ ...settings, ...changes }),
+        handler,
+        handle: (...events) => handler(sqsBatch(...events)),
+        reconfigured: (changes) => {
+            const changed = handlerWith({ ...settings, ...changes });
+            return (...events) => changed(sqsBatch(...events));
+        },
         logs,
         metrics,
         instances: async (states = ["pending", "running"]) => {
@@ -163,6 +176,22 @@ export async function freshWorld(options: WorldOptions = {}): Promise<{ emulator
 }
 
 let sequence = 0;
+
+/** Events as an SQS event source mapping hands them to a function: one record each, message ids `m1`, `m2` … */
+export function sqsBatch(...events: unknown[]) {
+    return {
+        Records: events.map((event, index) => ({
+            messageId: `m${index + 1}`,
+            receiptHandle: `receipt-${index + 1}`,
+            body: typeof event === "string" ? event : JSON.stringify(event),
+            attributes: { ApproximateReceiveCount: "1", SentTimestamp: String(Date.now()) },
+            messageAttributes: {},
+            eventSource: "aws:sqs",
+            eventSourceARN: `arn:aws:sqs:${REGION}:123456789012:spot-events`,
+            awsRegion: REGION,
+        })),
+    };
+}
 
 /** An EventBridge event as AWS delivers it. */
 export function ec2Event(detailType: string, detail: Record<string, unknown>, id = `event-${++sequence}-${Date.now()}`) {

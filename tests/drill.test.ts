@@ -164,7 +164,7 @@ class FisStub {
         if (command instanceof StartExperimentCommand) {
             if (this.target !== undefined) {
                 this.noticeAt = new Date();
-                this.delivered = this.world.handle(interruptionWarning(this.target));
+                this.delivered = this.world.handle(interruptionWarning(this.target)).then(() => undefined);
             }
             return { experiment: { id: "EXP-drill", state: { status: "initiating" } } };
         }
