@@ -185,7 +185,10 @@ export class StackFleet {
         return {
             instances,
             targets,
-            ...(prices === undefined ? {} : { prices: Object.fromEntries(Object.entries(prices).filter(([, byType]) => preferred in byType).map(([zone, byType]) => [zone, byType[preferred]])) }),
+            ...(prices === undefined ? {} : {
+                spotPrices: prices,
+                prices: Object.fromEntries(Object.entries(prices).filter(([, byType]) => preferred in byType).map(([zone, byType]) => [zone, byType[preferred]])),
+            }),
         };
     }
 

@@ -1,7 +1,7 @@
 import { LaunchOutcome, StackFleet } from "./aws";
 import { QueuedEvent } from "./events";
 import { METRIC, MetricName } from "./metrics";
-import { Action, Observation, PlannedAction } from "./model";
+import { Action, Observation, PlannedAction, SpotPrices } from "./model";
 import { placesByZone } from "./planner";
 import { HandlerSettings } from "./settings";
 
@@ -29,15 +29,24 @@ function describeError(error: unknown): string {
     return `${(error as Error).name}: ${(error as Error).message}`;
 }
 
-/** What the batch brought: ignored messages with their reason, warnings to this stack, and the fleet per zone on a schedule. */
-export function reportBatch(messages: readonly QueuedEvent[], observation: Observation, settings: HandlerSettings, report: Report): void {
+/**
+ * What the batch brought: ignored messages with their reason, warnings to this stack, and the
+ * fleet per zone on a schedule. Returns how many messages were the stack's business.
+ */
+export function reportBatch(messages: readonly QueuedEvent[], observation: Observation, settings: HandlerSettings, report: Report): number {
     const owned = new Set(observation.instances.map((i) => i.id));
+    let ours = 0;
     for (const { messageId, event } of messages) {
         if (event.kind === "ignored") {
             report.log({ message: messageId, action: "none", result: "ignored", reason: event.reason });
-        } else if ("instanceId" in event && !owned.has(event.instanceId)) {
+            continue;
+        }
+        if ("instanceId" in event && !owned.has(event.instanceId)) {
             report.log({ message: messageId, event: event.kind, instance: event.instanceId, action: "none", result: "ignored", reason: "not an instance of this stack" });
-        } else if (event.kind === "interruption-warning") {
+            continue;
+        }
+        ours++;
+        if (event.kind === "interruption-warning") {
             report.metric({ [METRIC.warnings]: 1 }, {}, { instance: event.instanceId });
         }
     }
@@ -46,9 +55,10 @@ export function reportBatch(messages: readonly QueuedEvent[], observation: Obser
             report.metric({ [METRIC.instancesInZone]: instances.length, [METRIC.onDemandInZone]: instances.filter((i) => i.market === "on-demand").length }, { Zone: zone });
         }
     }
+    return ours;
 }
 
-export async function execute(actions: readonly PlannedAction[], fleet: StackFleet, report: Report): Promise<Set<string>> {
+export async function execute(actions: readonly PlannedAction[], fleet: StackFleet, report: Report, prices: SpotPrices = {}): Promise<Set<string>> {
     const failed = new Set<string>();
     // Pools that answered a capacity error: no other launch of this batch asks them again.
     const unavailable = new Set<string>();
@@ -122,9 +132,10 @@ export async function execute(actions: readonly PlannedAction[], fleet: StackFle
         const common = { action: "launch", replaces: action.replaces, reason: action.reason, tried, messages: action.messageIds.length };
         if (outcome.launched) {
             const { attempt: pool } = outcome;
-            report.log({ ...common, zone: pool.zone, instanceType: pool.instanceType, market: pool.market, launched: outcome.instanceId, result: "launched", launchMs: Date.now() - started });
+            const price = pool.market === "spot" ? prices[pool.zone]?.[pool.instanceType] : undefined;
+            report.log({ ...common, zone: pool.zone, instanceType: pool.instanceType, market: pool.market, price, launched: outcome.instanceId, result: "launched", launchMs: Date.now() - started });
             if (action.noticedAt !== undefined) {
-                report.metric({ [METRIC.replacements]: 1 }, {}, { zone: pool.zone, instanceType: pool.instanceType, market: pool.market, launched: outcome.instanceId });
+                report.metric({ [METRIC.replacements]: 1 }, {}, { zone: pool.zone, instanceType: pool.instanceType, market: pool.market, price, launched: outcome.instanceId });
             }
             return pool.zone !== action.attempts[0]?.zone;
         }

@@ -60,11 +60,11 @@ export function createHandler(settings: HandlerSettings, dependencies: HandlerDe
             report.log({ action: "observe", result: "failed", error: `${(error as Error).name}: ${(error as Error).message}`, messages: actionable.length });
             return failures(actionable.map((m) => m.messageId));
         }
-        reportBatch(messages, observation, settings, report);
+        const ours = reportBatch(messages, observation, settings, report);
         const actions = planBatch(actionable, observation, settings, Date.now());
-        if (actions.length === 0) {
-            report.log({ action: "none", result: "nothing to do", messages: actionable.length });
+        if (actions.length === 0 && ours > 0) {
+            report.log({ action: "none", result: "nothing to do", messages: ours });
         }
-        return failures(await execute(actions, fleet, report));
+        return failures(await execute(actions, fleet, report, observation.spotPrices));
     };
 }

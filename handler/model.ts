@@ -29,8 +29,10 @@ export interface Observation {
     instances: ObservedInstance[];
     /** Target health by instance id: an instance that is not there is not registered. */
     targets: Record<string, TargetState>;
-    /** Current spot price of the preferred instance type by zone; undefined when not read. */
+    /** Current spot price of the preferred instance type by zone, which ranks zones; undefined when not read. */
     prices?: Record<string, number>;
+    /** Every configured type's current spot price by zone, for the log of what a launch costs. */
+    spotPrices?: SpotPrices;
 }
 
 /** Current spot prices: zone → instance type → USD per hour. */

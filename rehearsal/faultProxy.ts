@@ -14,7 +14,9 @@ export interface CapacityFault {
     zone?: string;
     instanceType?: string;
     market?: "spot" | "on-demand";
-    code: "InsufficientInstanceCapacity" | "SpotMaxPriceTooLow" | "MaxSpotInstanceCountExceeded" | "Unsupported";
+    code: "InsufficientInstanceCapacity" | "InsufficientCapacity" | "UnfulfillableCapacity" | "SpotMaxPriceTooLow" | "MaxSpotInstanceCountExceeded" | "Unsupported";
+    /** The pools still have room for this many launches; the fault answers every one after them. */
+    room?: number;
 }
 
 export class FaultProxy extends AwsProxy {
@@ -73,6 +75,10 @@ export class FaultProxy extends AwsProxy {
             const fault = this.capacityFaults.find(
                 (f) => (f.zone === undefined || f.zone === zone) && (f.instanceType === undefined || f.instanceType === instanceType) && (f.market === undefined || f.market === market),
             );
+            if (fault?.room !== undefined && fault.room > 0) {
+                fault.room -= 1;
+                return undefined;
+            }
             if (fault) {
                 // AWS answers capacity errors with HTTP 500.
                 return ec2Error(500, fault.code, `injected: no ${market} ${instanceType} capacity in ${zone}`);

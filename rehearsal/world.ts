@@ -14,6 +14,7 @@ import { createClients } from "../handler/aws";
 import { BatchResponse, createHandler } from "../handler";
 import { HandlerSettings } from "../handler/settings";
 import { instanceTags, TAG } from "../handler/tags";
+import { AwsProxy } from "./awsProxy";
 import { CREDENTIALS, Emulator, useEmulator } from "./emulator";
 
 /**
@@ -176,6 +177,18 @@ export async function freshWorld(options: WorldOptions = {}): Promise<{ emulator
 }
 
 let sequence = 0;
+
+/** A message the handler sent to its own queue: a timer. */
+export interface SentMessage {
+    delaySeconds: number;
+    body: Record<string, any>;
+}
+
+/** Every message the handler sent to its own queue, in order, as the proxy recorded them. */
+export function sentMessages(proxy: AwsProxy): SentMessage[] {
+    return proxy.callsTo("SendMessageBatch").flatMap((call) =>
+        (JSON.parse(call.params.Entries) as { MessageBody: string; DelaySeconds?: number }[]).map((entry) => ({ delaySeconds: entry.DelaySeconds ?? 0, body: JSON.parse(entry.MessageBody) })));
+}
 
 /** Events as an SQS event source mapping hands them to a function: one record each, message ids `m1`, `m2` … */
 export function sqsBatch(...events: unknown[]) {

@@ -19,13 +19,14 @@ describe("a replacement when capacity is short", () => {
         return launched[0];
     }
 
-    it("takes the next instance type when the first has no spot capacity in the zone", async () => {
+    it("takes the next instance type when the first it tries has no spot capacity in the zone", async () => {
         const w = await world();
-        emulator.proxy.capacityFaults = [{ zone: "us-east-2b", instanceType: "t3.micro", code: "InsufficientInstanceCapacity" }];
+        // The warned pool (t3.micro) goes last, so t3a.micro is the first tried.
+        emulator.proxy.capacityFaults = [{ zone: "us-east-2b", instanceType: "t3a.micro", code: "InsufficientCapacity" }];
         await w.handle(interruptionWarning(w.declared["Prometheus-B"]));
         const instance = await replacement(w);
         assert.strictEqual(instance.Placement?.AvailabilityZone, "us-east-2b");
-        assert.strictEqual(instance.InstanceType, "t3a.micro");
+        assert.strictEqual(instance.InstanceType, "t2.micro");
         assert.strictEqual(instance.InstanceLifecycle, "spot");
         // A capacity error moves on at once: the SDK does not retry it.
         assert.strictEqual(emulator.proxy.callsTo("RunInstances").length, 2);
@@ -58,21 +59,17 @@ describe("a replacement when capacity is short", () => {
         const w = await world(false);
         emulator.proxy.capacityFaults = [
             { zone: "us-east-2b", instanceType: "t3.micro", code: "SpotMaxPriceTooLow" },
-            { code: "InsufficientInstanceCapacity" },
+            { code: "UnfulfillableCapacity" },
         ];
-        await assert.rejects(
-            w.handle(interruptionWarning(w.declared["Prometheus-B"])),
-            (error: Error) => {
-                assert.strictEqual(error.name, "CapacityError");
-                assert.match(error.message, /tried zones us-east-2b, us-east-2a, us-east-2c and types t3.micro, t3a.micro, t2.micro/);
-                assert.match(error.message, /us-east-2b\/t3.micro\/spot: SpotMaxPriceTooLow/);
-                return true;
-            },
-        );
+        const response = await w.handle(interruptionWarning(w.declared["Prometheus-B"]));
+        // Only this message fails: SQS retries it, then dead-letters it.
+        assert.deepStrictEqual(response, { batchItemFailures: [{ itemIdentifier: "m1" }] });
+        const failure = w.logs.find((line) => line.action === "launch" && line.result === "failed");
+        assert.match(failure?.error, /^CapacityError: .*tried zones us-east-2b, us-east-2a, us-east-2c and types t3a.micro, t2.micro, t3.micro/);
+        assert.match(failure?.error, /us-east-2b\/t3.micro\/spot: SpotMaxPriceTooLow/);
         assert.strictEqual((await w.instances()).filter((i) => tag(i, TAG.launchedBy) === "handler").length, 0);
         assert.ok(!emulator.proxy.callsTo("RunInstances").some((call) => call.params["InstanceMarketOptions.MarketType"] === undefined), "never on-demand");
-        const [drain] = emulator.proxy.callsTo("DeregisterTargets");
-        assert.ok(drain, "the doomed instance was still drained");
+        assert.strictEqual(w.logs.find((line) => line.action === "timer")?.result, "set", "the doomed instance still leaves rotation by its deadline");
     });
 
     it("rides out a throttled DescribeInstances through the SDK's retries", async () => {

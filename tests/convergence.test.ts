@@ -2,7 +2,7 @@ import * as assert from "assert";
 import { TerminateInstancesCommand } from "@aws-sdk/client-ec2";
 import { TAG } from "../handler/tags";
 import { Emulator } from "../rehearsal/emulator";
-import { freshWorld, interruptionWarning, scheduledEvent, tag, World } from "../rehearsal/world";
+import { freshWorld, interruptionWarning, scheduledEvent, stateChange, tag, World } from "../rehearsal/world";
 
 /**
  * `pulumi config set` + `pulumi up`: the program bakes new settings into the handler, Pulumi
@@ -44,6 +44,7 @@ describe("after a config edit, the schedule", () => {
         assert.strictEqual(replacement.Placement?.AvailabilityZone, "us-east-2b");
         assert.ok((await world.instances()).some((i) => i.InstanceId === old), "the old one serves until the new one is healthy");
 
+        await handle(stateChange(replacement.InstanceId as string, "running"));
         await handle(scheduledEvent());
         assert.ok(!(await world.instances()).some((i) => i.InstanceId === old), "retired once the replacement is healthy");
         assert.deepStrictEqual(await perZone(), [1, 1, 1]);

@@ -1,5 +1,5 @@
 import * as assert from "assert";
-import { parseEvent } from "../handler/events";
+import { ownMessage, parseBatch, parseEvent } from "../handler/events";
 
 /** Every event of the account and region reaches the handler: parsing never throws. */
 
@@ -60,4 +60,33 @@ describe("parseEvent", () => {
             assert.ok(parsed.kind === "ignored" && parsed.reason.length > 0);
         });
     }
+});
+
+describe("parseEvent: the handler's own timers", () => {
+    const check = { ...warning, source: "spot-availability", "detail-type": "Drain Check", detail: { "instance-id": "i-1234567890abcdef0", cause: "replacement-healthy", "replacement-id": "i-0fedcba9876543210" } };
+
+    it("reads a drain check as ownMessage writes it", () => {
+        const written = JSON.parse(ownMessage("c1", new Date(warning.time), "Drain Check", check.detail));
+        assert.deepStrictEqual(parseEvent(written), { kind: "drain-check", id: "c1", time: "2026-11-24T10:00:00.000Z", instanceId: "i-1234567890abcdef0", cause: "replacement-healthy", replacementId: "i-0fedcba9876543210" });
+    });
+
+    const malformed: [string, unknown][] = [
+        ["a drain check with an unknown cause", { ...check, detail: { ...check.detail, cause: "whim" } }],
+        ["a drain check with a malformed replacement-id", { ...check, detail: { ...check.detail, "replacement-id": "i-?" } }],
+        ["an unknown detail-type of its own source", { ...check, "detail-type": "Launch Everything" }],
+    ];
+    for (const [what, event] of malformed) {
+        it(`ignores ${what}`, () => assert.strictEqual(parseEvent(event).kind, "ignored"));
+    }
+});
+
+describe("parseBatch", () => {
+    it("reads every record, and makes a record whose body is not JSON an ignored event", () => {
+        const { messages } = parseBatch({ Records: [{ messageId: "m1", body: JSON.stringify(warning) }, { messageId: "m2", body: "{not json" }] });
+        assert.deepStrictEqual(messages.map((m) => [m.messageId, m.event.kind]), [["m1", "interruption-warning"], ["m2", "ignored"]]);
+    });
+
+    it("rejects a payload that is not a batch, naming why", () => {
+        assert.deepStrictEqual(parseBatch(warning), { messages: [], rejected: "payload is not an SQS batch (no Records)" });
+    });
 });

@@ -1,7 +1,7 @@
 import * as assert from "assert";
 import { TAG } from "../handler/tags";
 import { Emulator } from "../rehearsal/emulator";
-import { freshWorld, rebalanceRecommendation, scheduledEvent, tag, World } from "../rehearsal/world";
+import { freshWorld, rebalanceRecommendation, scheduledEvent, stateChange, tag, World } from "../rehearsal/world";
 
 /** A rebalance recommendation: the replacement first; the old instance goes only once it is healthy. */
 
@@ -22,6 +22,7 @@ describe("a rebalance recommendation", () => {
         assert.strictEqual(replacement.Placement?.AvailabilityZone, "us-east-2b");
         assert.strictEqual(replacement.InstanceType, "t3a.micro", "another pool than the at-risk t3.micro");
         assert.strictEqual(tag(replacement, TAG.replaces), atRisk);
+        await w.handle(stateChange(replacement.InstanceId as string, "running"));
         const targets = await w.registeredTargets();
         assert.ok(atRisk in targets && (replacement.InstanceId as string) in targets, "both serve");
         assert.deepStrictEqual(emulator.proxy.callsTo("DeregisterTargets"), []);
@@ -34,6 +35,7 @@ describe("a rebalance recommendation", () => {
         await w.handle(rebalanceRecommendation(atRisk));
         const [replacement] = (await w.instances()).filter((i) => tag(i, TAG.launchedBy) === "handler");
         const replacementId = replacement.InstanceId as string;
+        await w.handle(stateChange(replacementId, "running"));
 
         emulator.proxy.targetHealth = { [replacementId]: "initial" };
         await w.handle(scheduledEvent());

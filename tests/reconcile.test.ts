@@ -15,14 +15,20 @@ describe("the reconcile schedule", () => {
 
     const zonesOf = async () => (await world.instances()).map((i) => i.Placement?.AvailabilityZone).sort();
 
-    it("refills a zone that a lost launch left empty", async () => {
-        await world.ec2.send(new TerminateInstancesCommand({ InstanceIds: [world.declared["Prometheus-A"]] }));
+    it("refills a zone that a lost instance left empty, in the lost instance's place", async () => {
+        const lost = world.declared["Prometheus-A"];
+        await world.ec2.send(new TerminateInstancesCommand({ InstanceIds: [lost] }));
         await world.handle(scheduledEvent());
         assert.deepStrictEqual(await zonesOf(), ["us-east-2a", "us-east-2b", "us-east-2c"]);
         const [refill] = (await world.instances()).filter((i) => tag(i, TAG.launchedBy) === "handler");
         assert.strictEqual(tag(refill, "Name"), "Prometheus-A");
-        assert.strictEqual(tag(refill, TAG.replaces), undefined);
+        assert.strictEqual(tag(refill, TAG.replaces), lost, "the place's key: a warning's launch for it would be the same one");
+        assert.strictEqual(tag(refill, TAG.noticedAt), undefined, "no notice: its registration counts as a refill");
+
+        await world.handle(stateChange(refill.InstanceId as string, "running"));
         assert.ok((refill.InstanceId as string) in (await world.registeredTargets()));
+        assert.ok(world.metrics.some((m) => m.RefillToRegisteredMs >= 0 && m.instance === refill.InstanceId));
+        assert.ok(!world.metrics.some((m) => "NoticeToRegisteredMs" in m));
     });
 
     it("refills a zone when an instance's terminated event arrives", async () => {
@@ -59,6 +65,7 @@ describe("the reconcile schedule", () => {
         assert.strictEqual(spot.InstanceLifecycle, "spot");
         assert.strictEqual(spot.Placement?.AvailabilityZone, "us-east-2b");
 
+        await world.handle(stateChange(spot.InstanceId as string, "running"));
         await world.handle(scheduledEvent());
         const live = (await world.instances()).map((i) => i.InstanceId);
         assert.ok(!live.includes(fallback.InstanceId), "the on-demand fallback is retired");

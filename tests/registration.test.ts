@@ -3,7 +3,7 @@ import { TAG } from "../handler/tags";
 import { Emulator } from "../rehearsal/emulator";
 import { freshWorld, interruptionWarning, scheduledEvent, stateChange, tag, World } from "../rehearsal/world";
 
-/** A replacement whose registration failed is registered later, by the running event or the schedule. */
+/** A replacement whose registration failed: its running message comes back, and the schedule registers it too. */
 
 describe("a replacement whose RegisterTargets failed", () => {
     let emulator: Emulator;
@@ -11,15 +11,17 @@ describe("a replacement whose RegisterTargets failed", () => {
     let replacementId: string;
     beforeEach(async () => {
         ({ emulator, world } = await freshWorld());
-        emulator.proxy.failingRegistrations = 1;
         await world.handle(interruptionWarning(world.declared["Prometheus-B"]));
         const [replacement] = (await world.instances()).filter((i) => tag(i, TAG.launchedBy) === "handler");
         replacementId = replacement.InstanceId as string;
+        emulator.proxy.failingRegistrations = 1;
+        const response = await world.handle(stateChange(replacementId, "running"));
+        assert.deepStrictEqual(response, { batchItemFailures: [{ itemIdentifier: "m1" }] }, "the running message fails, so SQS delivers it again");
         assert.ok(!(replacementId in (await world.registeredTargets())), "not registered after the failure");
         assert.strictEqual(world.logs.find((line) => line.action === "register")?.result, "failed");
     });
 
-    it("is registered by its running state-change event", async () => {
+    it("is registered when SQS delivers the running event again", async () => {
         await world.handle(stateChange(replacementId, "running"));
         assert.ok(replacementId in (await world.registeredTargets()));
         assert.strictEqual(emulator.proxy.callsTo("RunInstances").length, 1, "no second launch");
