@@ -82,7 +82,8 @@ export function createClients(region: string, connection: { endpoint?: string; c
     return {
         ec2: new EC2Client({ ...config, retryStrategy: new CapacityErrorsFinal() }),
         elb: new ElasticLoadBalancingV2Client(config),
-        sqs: new SQSClient(config),
+        // The region's endpoint (or the configured one), not the host the queue URL names.
+        sqs: new SQSClient({ ...config, useQueueUrlAsEndpoint: false }),
     };
 }
 

@@ -220,25 +220,28 @@ export function reconcile(observation: Observation, settings: HandlerSettings, c
     return actions;
 }
 
-/** Actions keyed by what they do to what: the same action planned for two messages is one action answering both. */
-class PlanBuilder {
-    private readonly byKey = new Map<string, PlannedAction>();
-
-    add(action: Action, messageIds: readonly string[]): void {
-        const key = action.kind === "launch" ? `launch/${action.key}` : action.kind === "timer" ? `timer/${action.timer.cause}/${action.timer.instanceId}` : `${action.kind}/${action.instanceId}`;
-        const existing = this.byKey.get(key);
-        if (existing === undefined) {
-            this.byKey.set(key, { ...action, messageIds: [...messageIds] });
-        } else {
-            existing.messageIds.push(...messageIds.filter((id) => !existing.messageIds.includes(id)));
-        }
-    }
-
-    /** Drains first: a doomed instance leaves rotation as early as anything else happens. */
-    actions(): PlannedAction[] {
-        const all = [...this.byKey.values()];
-        return [...all.filter((a) => a.kind === "drain"), ...all.filter((a) => a.kind !== "drain")];
-    }
+/**
+ * Actions keyed by what they do to what: the same action planned for two messages is one action
+ * answering both. (A closure, not a class with fields: Pulumi serializes it into the archive.)
+ */
+function planBuilder() {
+    const byKey = new Map<string, PlannedAction>();
+    return {
+        add(action: Action, messageIds: readonly string[]): void {
+            const key = action.kind === "launch" ? `launch/${action.key}` : action.kind === "timer" ? `timer/${action.timer.cause}/${action.timer.instanceId}` : `${action.kind}/${action.instanceId}`;
+            const existing = byKey.get(key);
+            if (existing === undefined) {
+                byKey.set(key, { ...action, messageIds: [...messageIds] });
+            } else {
+                existing.messageIds.push(...messageIds.filter((id) => !existing.messageIds.includes(id)));
+            }
+        },
+        /** Drains first: a doomed instance leaves rotation as early as anything else happens. */
+        actions(): PlannedAction[] {
+            const all = [...byKey.values()];
+            return [...all.filter((a) => a.kind === "drain"), ...all.filter((a) => a.kind !== "drain")];
+        },
+    };
 }
 
 /** AWS's notices about one instance in this batch: its warning and recommendation arrive separately, or together. */
@@ -261,7 +264,7 @@ export function planBatch(messages: readonly QueuedEvent[], observation: Observa
     const superseded = supersededIds(observation.instances);
     const inRotation = (id: string) => observation.targets[id] !== undefined && observation.targets[id] !== "draining";
     const healthCheckSeconds = settings.targetGroup.healthCheckIntervalSeconds;
-    const plan = new PlanBuilder();
+    const plan = planBuilder();
     const notices = new Map<string, Notice>();
     const leaving = new Set<string>();
     const reconcileFor: string[] = [];
@@ -365,8 +368,13 @@ export function planBatch(messages: readonly QueuedEvent[], observation: Observa
         // AWS reclaims a pool's capacity when it needs it back: two warnings from one pool say it has none.
         unavailable: new Set(warnedPools.filter((pool, index) => warnedPools.indexOf(pool) !== index)),
     };
+    const fallbacksFrom: Record<string, number> = {};
     for (const notice of replacing) {
-        const zones = chooseZones(counts, observation.prices);
+        const [first, ...rest] = chooseZones(counts, observation.prices);
+        // Replacements bound for one zone fall back across the zones tied after it, not all into the first.
+        const tied = rest.filter((zone) => counts[zone] === counts[rest[0]]);
+        const turn = (fallbacksFrom[first] = (fallbacksFrom[first] ?? -1) + 1) % Math.max(1, tied.length);
+        const zones = [first, ...tied.slice(turn), ...tied.slice(0, turn), ...rest.slice(tied.length)];
         plan.add({
             kind: "launch",
             attempts: launchAttempts(zones, settings, preferences),

@@ -12,13 +12,14 @@ import {
 } from "@aws-sdk/client-ec2";
 import { CreateTargetGroupCommand, ElasticLoadBalancingV2Client, RegisterTargetsCommand } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { AddRoleToInstanceProfileCommand, CreateInstanceProfileCommand, CreateRoleCommand, IAMClient } from "@aws-sdk/client-iam";
+import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { CREDENTIALS, Emulator } from "./emulator";
 import { ACCOUNT_ID, Materializer, ProgramRun, REGION, ROOT } from "./program";
 
 /**
  * Mocks that create the declared stack for real in moto: network, security group, instance role
- * and profile, launch template, target group, the initial instances and their attachments. Every
- * id and ARN the program bakes into the Lambda then exists in the emulator.
+ * and profile, launch template, target group, queues, the initial instances and their
+ * attachments. Every id and ARN the program bakes into the Lambda then exists in the emulator.
  */
 
 const toTags = (tags: Record<string, string> | undefined) => Object.entries(tags ?? {}).map(([Key, Value]) => ({ Key, Value }));
@@ -28,6 +29,7 @@ export function inMoto(emulator: Emulator, region = REGION): Materializer {
     const ec2 = new EC2Client(connection);
     const elb = new ElasticLoadBalancingV2Client(connection);
     const iam = new IAMClient(connection);
+    const sqs = new SQSClient(connection);
     const ec2Arn = (resource: string) => `arn:aws:ec2:${region}:${ACCOUNT_ID}:${resource}`;
 
     return async (type, name, inputs) => {
@@ -96,6 +98,12 @@ export function inMoto(emulator: Emulator, region = REGION): Materializer {
                 }));
                 const id = launched.Instances?.[0].InstanceId as string;
                 return { id, state: { arn: ec2Arn(`instance/${id}`) } };
+            }
+            case "aws:sqs/queue:Queue": {
+                // The handler sends its timers here; the event source mapping's reads are the rehearsal's to model.
+                const url = (await sqs.send(new CreateQueueCommand({ QueueName: name }))).QueueUrl as string;
+                const arn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["QueueArn"] }))).Attributes?.QueueArn as string;
+                return { id: url, state: { arn, name, url } };
             }
             case "aws:lb/targetGroupAttachment:TargetGroupAttachment":
                 await elb.send(new RegisterTargetsCommand({ TargetGroupArn: inputs.targetGroupArn, Targets: [{ Id: inputs.targetId, Port: inputs.port }] }));

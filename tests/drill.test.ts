@@ -6,7 +6,8 @@ import { DeployedStack, parseStackOutputs, readDeployedStack } from "../tools/de
 import { chooseTemplate, formatDrillReport, instanceIdsOf, parseDrillArgs, runDrill, Sample, summarizeDrill } from "../tools/drill";
 import { AuthorizationRequest, decide } from "./support/authorization";
 import { ProgramRun, REGION_ZONES, runProgram } from "../rehearsal/program";
-import { freshWorld, interruptionWarning, REGION, STACK, World } from "../rehearsal/world";
+import { TAG } from "../handler/tags";
+import { freshWorld, interruptionWarning, REGION, STACK, stateChange, tag, World } from "../rehearsal/world";
 
 /** `npm run drill`: its command line, its reading of the timeline, and its FIS calls against a stub. */
 
@@ -164,7 +165,11 @@ class FisStub {
         if (command instanceof StartExperimentCommand) {
             if (this.target !== undefined) {
                 this.noticeAt = new Date();
-                this.delivered = this.world.handle(interruptionWarning(this.target)).then(() => undefined);
+                // The warning, then the running state-change EventBridge sends once the replacement runs.
+                this.delivered = this.world.handle(interruptionWarning(this.target)).then(async () => {
+                    const replacement = (await this.world.instances()).find((i) => tag(i, TAG.replaces) === this.target);
+                    await this.world.handle(stateChange(replacement?.InstanceId as string, "running"));
+                });
             }
             return { experiment: { id: "EXP-drill", state: { status: "initiating" } } };
         }

@@ -8,7 +8,8 @@ import { instanceTags, TAG } from "../handler/tags";
 import { CREDENTIALS, Emulator, useEmulator } from "../rehearsal/emulator";
 import { inMoto, loadLambda } from "../rehearsal/materialize";
 import { ProgramRun, REGION, runProgram } from "../rehearsal/program";
-import { interruptionWarning, rebalanceRecommendation, scheduledEvent, stateChange, tag } from "../rehearsal/world";
+import { interruptionWarning, rebalanceRecommendation, scheduledEvent, sentMessages, sqsBatch, stateChange, tag } from "../rehearsal/world";
+import { BatchResponse } from "../handler";
 
 /**
  * The two sides agree: the dev stack, materialised in moto by the Pulumi mocks, and the Lambda
@@ -70,12 +71,23 @@ describe("the uploaded archive, on the dev stack materialised in moto", () => {
         return (health.TargetHealthDescriptions ?? []).map((d) => d.Target?.Id as string);
     }
 
-    it("replaces Prometheus-B in its zone, tagged, on spot, registered, and drains the old one", async () => {
-        const { handler } = await loadLambda(run, lambdaEnvironment());
+    /** The archive's handler, handed SQS batches as the event source mapping hands them. */
+    async function archiveHandler(environment = lambdaEnvironment()) {
+        const { handler } = await loadLambda(run, environment);
+        return (...events: unknown[]) => handler(sqsBatch(...events)) as Promise<BatchResponse>;
+    }
+
+    /** Each replacement's running state-change, as EventBridge sends it once the instance runs. */
+    async function runningEvents() {
+        return (await stackInstances()).filter((i) => tag(i, TAG.launchedBy) === "handler").map((i) => stateChange(i.InstanceId as string, "running"));
+    }
+
+    it("replaces Prometheus-B in its zone, tagged, on spot; registers it when it runs; drains the old one by its timer", async () => {
+        const handle = await archiveHandler();
         const doomed = run.outputs.instances["Prometheus-B"];
         assert.deepStrictEqual((await registered()).sort(), Object.values(run.outputs.instances).sort(), "the stack as Pulumi left it");
 
-        await handler(interruptionWarning(doomed));
+        assert.deepStrictEqual(await handle(interruptionWarning(doomed)), { batchItemFailures: [] });
 
         const replacements = (await stackInstances()).filter((i) => tag(i, TAG.launchedBy) === "handler");
         assert.strictEqual(replacements.length, 1);
@@ -87,9 +99,15 @@ describe("the uploaded archive, on the dev stack materialised in moto", () => {
         assert.strictEqual(replacement.InstanceLifecycle, "spot");
         assert.strictEqual(replacement.SubnetId, run.one("aws:ec2/subnet:Subnet", "us-east-2b").id);
         assert.strictEqual(tag(replacement, "aws:ec2launchtemplate:id"), run.one("aws:ec2/launchTemplate:LaunchTemplate").id);
-        const targets = await registered();
-        assert.ok(targets.includes(replacement.InstanceId as string), "replacement registered");
-        assert.ok(!targets.includes(doomed), "old one drained");
+        assert.ok((await registered()).includes(doomed), "the old one serves on meanwhile");
+
+        await handle(...(await runningEvents()));
+        assert.ok((await registered()).includes(replacement.InstanceId as string), "replacement registered on its running event");
+        // The timers went to the queue the program declared; delivered, the deadline drains the old one.
+        const timers = sentMessages(emulator.proxy);
+        assert.ok(emulator.proxy.callsTo("SendMessageBatch").every((call) => call.params.QueueUrl === run.one("aws:sqs/queue:Queue", "-events").id));
+        await handle(...timers.filter((timer) => timer.body.detail.cause === "deadline").map((timer) => timer.body));
+        assert.ok(!(await registered()).includes(doomed), "old one drained");
     });
 
     describe("with moto enforcing the role's policy as the program declares it", () => {
@@ -103,13 +121,15 @@ describe("the uploaded archive, on the dev stack materialised in moto", () => {
         }
 
         /**
-         * The role's policy, as moto can enforce it: moto authorises EC2 and ELBv2 calls against
-         * resource `*` and ignores conditions, so each statement keeps its actions and is widened
-         * to `*`. Resources and conditions are checked against the real policy below, by simulation.
+         * The role's policy, as moto can enforce it: moto authorises calls against resource `*`
+         * and ignores conditions, so each statement keeps its actions and is widened to `*`; and it
+         * asks for sqs:SendMessageBatch where AWS authorises a batch as sqs:SendMessage. Resources
+         * and conditions are checked against the real policy below, by simulation.
          */
         const handlerPolicy = (): PolicyDocument => {
             const declared: PolicyDocument = JSON.parse(run.one("aws:iam/rolePolicy:RolePolicy").inputs.policy);
-            return { ...declared, Statement: declared.Statement.map(({ Sid, Effect, Action }) => ({ Sid, Effect, Action, Resource: "*" })) };
+            const asMotoNamesIt = (actions: string[]) => actions.flatMap((action) => (action === "sqs:SendMessage" ? [action, "sqs:SendMessageBatch"] : [action]));
+            return { ...declared, Statement: declared.Statement.map(({ Sid, Effect, Action }) => ({ Sid, Effect, Action: asMotoNamesIt(Action), Resource: "*" })) };
         };
 
         async function enforce(policy: PolicyDocument) {
@@ -129,8 +149,10 @@ describe("the uploaded archive, on the dev stack materialised in moto", () => {
 
         it("restores capacity with no call denied", async () => {
             const { handler } = await enforce(handlerPolicy());
+            const handle = (...events: unknown[]) => handler(sqsBatch(...events));
             const doomed = run.outputs.instances["Prometheus-B"];
-            await handler(interruptionWarning(doomed));
+            await handle(interruptionWarning(doomed));
+            await handle(...(await runningEvents()));
             assert.ok(emulator.proxy.calls.length >= 4);
             assert.deepStrictEqual(emulator.proxy.calls.filter((call) => call.status !== 200).map((call) => `${call.action}: ${call.status}`), [], "every call allowed");
             const [replacement] = (await stackInstances()).filter((i) => tag(i, TAG.launchedBy) === "handler");
@@ -144,8 +166,9 @@ describe("the uploaded archive, on the dev stack materialised in moto", () => {
                 ...policy,
                 Statement: policy.Statement.map((s) => ({ ...s, Action: s.Action.filter((action) => action !== "ec2:RunInstances") })).filter((s) => s.Action.length > 0),
             };
-            const { handler } = await enforce(withoutRunInstances);
-            await assert.rejects(handler(interruptionWarning(run.outputs.instances["Prometheus-B"])), /not authorized|AccessDenied|UnauthorizedOperation/i);
+            const { handler, logs } = await enforce(withoutRunInstances);
+            assert.deepStrictEqual(await handler(sqsBatch(interruptionWarning(run.outputs.instances["Prometheus-B"]))), { batchItemFailures: [{ itemIdentifier: "m1" }] });
+            assert.match(logs.find((line) => line.action === "launch")?.error, /not authorized|AccessDenied|UnauthorizedOperation/i);
             assert.deepStrictEqual((await stackInstances()).filter((i) => tag(i, TAG.launchedBy) === "handler"), []);
         });
     });
@@ -178,11 +201,12 @@ describe("the uploaded archive, on the dev stack materialised in moto", () => {
         });
 
         it("allows every call of a warning, a rebalance and a reconcile that trims an extra", async () => {
-            const { handler } = await loadLambda(run, lambdaEnvironment());
-            await handler(interruptionWarning(run.outputs.instances["Prometheus-B"]));
-            await handler(rebalanceRecommendation(run.outputs.instances["Prometheus-A"]));
+            const handle = await archiveHandler();
+            await handle(interruptionWarning(run.outputs.instances["Prometheus-B"]));
+            await handle(rebalanceRecommendation(run.outputs.instances["Prometheus-A"]));
+            await handle(...(await runningEvents()));
             const extra = await launchHandlerExtra("us-east-2c");
-            await handler(scheduledEvent());
+            await handle(scheduledEvent());
             assert.ok(emulator.proxy.callsTo("TerminateInstances").some((call) => call.params["InstanceId.1"] === extra), "the extra was trimmed");
 
             const instances = await ec2.send(new DescribeInstancesCommand({}));
@@ -224,39 +248,40 @@ describe("the uploaded archive, on the dev stack materialised in moto", () => {
     });
 
     describe("a zone outage", () => {
-        it("restores capacity in the remaining zones, balanced, without duplicates", async () => {
+        it("restores capacity in the remaining zones, balanced, without duplicates, and gives zone B back once it recovers", async () => {
             await emulator.reset();
             run = await runProgram({ config: { "spot-availability:instancesPerZone": 2 }, materialize: inMoto(emulator) });
-            const { handler } = await loadLambda(run, lambdaEnvironment());
-            // Zone B loses every pool, spot and on-demand, and AWS reclaims both its instances.
+            const handle = await archiveHandler();
+            const perZone = async () => {
+                const live = await stackInstances();
+                return ["us-east-2a", "us-east-2b", "us-east-2c"].map((zone) => live.filter((i) => i.Placement?.AvailabilityZone === zone).length);
+            };
+            // Zone B loses every pool, spot and on-demand, and AWS warns both its instances: one batch.
             emulator.proxy.capacityFaults = [{ zone: "us-east-2b", code: "InsufficientInstanceCapacity" }];
             const zoneB = [run.outputs.instances["Prometheus-B"], run.outputs.instances["Prometheus-B-2"]];
-            // The warnings arrive together; reserved concurrency 1 has Lambda serve them one after another.
-            for (const id of zoneB) {
-                await handler(interruptionWarning(id));
-            }
-            await ec2.send(new TerminateInstancesCommand({ InstanceIds: zoneB }));
-            for (const id of zoneB) {
-                await handler(stateChange(id, "terminated"));
-            }
-            await handler(scheduledEvent());
+            assert.deepStrictEqual(await handle(...zoneB.map((id) => interruptionWarning(id))), { batchItemFailures: [] });
+            assert.deepStrictEqual(await perZone(), [3, 2, 3], "one replacement in A, one in C, while B's warned instances still run");
+            const reconcileNow = sentMessages(emulator.proxy).filter((m) => m.body["detail-type"] === "Reconcile Request");
+            assert.strictEqual(reconcileNow.length, 1, "the replacements landed outside B: reconcile at once");
+            await handle(reconcileNow[0].body);
 
+            // AWS reclaims them; their state changes find their places taken.
+            await ec2.send(new TerminateInstancesCommand({ InstanceIds: zoneB }));
+            await handle(...zoneB.map((id) => stateChange(id, "terminated")), ...(await runningEvents()));
+            assert.deepStrictEqual(await perZone(), [3, 0, 3]);
             const live = await stackInstances();
-            const perZone = (zone: string) => live.filter((i) => i.Placement?.AvailabilityZone === zone).length;
-            assert.deepStrictEqual([perZone("us-east-2a"), perZone("us-east-2b"), perZone("us-east-2c")], [3, 0, 3]);
-            const replaced = live.map((i) => tag(i, TAG.replaces)).filter((id) => id !== undefined);
-            assert.deepStrictEqual(replaced.sort(), [...zoneB].sort(), "one replacement for each, no duplicate");
+            assert.deepStrictEqual(live.map((i) => tag(i, TAG.replaces)).filter((id) => id !== undefined).sort(), [...zoneB].sort(), "one replacement for each, no duplicate");
             const targets = await registered();
             assert.ok(live.every((i) => targets.includes(i.InstanceId as string)), "every live instance serves");
-            assert.ok(emulator.proxy.callsTo("RunInstances").filter((call) => call.status === 200).length === 2, "the schedule tried zone B only, without growing the fleet");
+            assert.strictEqual(emulator.proxy.callsTo("RunInstances").filter((call) => call.status === 200).length, 2, "B was tried again, and nothing grew elsewhere");
 
             // Zone B recovers: the schedule refills it, then trims the handler's extras elsewhere.
             emulator.proxy.capacityFaults = [];
-            await handler(scheduledEvent());
-            await handler(scheduledEvent());
+            await handle(scheduledEvent());
+            await handle(...(await runningEvents()));
+            await handle(scheduledEvent());
+            assert.deepStrictEqual(await perZone(), [2, 2, 2]);
             const after = await stackInstances();
-            const count = (zone: string) => after.filter((i) => i.Placement?.AvailabilityZone === zone).length;
-            assert.deepStrictEqual([count("us-east-2a"), count("us-east-2b"), count("us-east-2c")], [2, 2, 2]);
             assert.ok(Object.values(run.outputs.instances).filter((id) => !zoneB.includes(id as string)).every((id) => after.some((i) => i.InstanceId === id)), "Pulumi's instances all stay");
         });
     });

@@ -3,8 +3,9 @@ import { HandlerSettings } from "../handler/settings";
 import { TAG } from "../handler/tags";
 import { PolicyDocument } from "../infra/interruptionHandling";
 import { CREDENTIALS, useEmulator } from "../rehearsal/emulator";
-import { loadLambda } from "../rehearsal/materialize";
+import { inMoto, loadLambda } from "../rehearsal/materialize";
 import { ACCOUNT_ID, ProgramRun, runProgram } from "../rehearsal/program";
+import { sqsBatch } from "../rehearsal/world";
 
 /**
  * The Lambda as `pulumi up` would upload it: the archive's contents, the settings baked into it,
@@ -41,13 +42,16 @@ describe("the handler's packaging", () => {
     it("loads as Lambda loads it and answers events through the SDK the runtime provides", async () => {
         const emulator = await useEmulator();
         await emulator.reset();
+        // The stack exists (its target group, its queue) as `pulumi up` would leave it.
+        const deployed = await runProgram({ materialize: inMoto(emulator) });
+        emulator.proxy.calls.length = 0;
         // What Lambda's environment would provide: credentials, and here the emulator's endpoint.
-        const { handler, logs } = await loadLambda(run, {
+        const { handler, logs } = await loadLambda(deployed, {
             AWS_ENDPOINT_URL: emulator.endpoint,
             AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
             AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
         });
-        await handler({
+        const response = await handler(sqsBatch({
             version: "0",
             id: "7e3b1c52-7a5f-4b8e-9c1d-0f6a2b3c4d5e",
             "detail-type": "EC2 Spot Instance Interruption Warning",
@@ -57,11 +61,11 @@ describe("the handler's packaging", () => {
             region: "us-east-2",
             resources: ["arn:aws:ec2:us-east-2a:instance/i-0123456789abcdef0"],
             detail: { "instance-id": "i-0123456789abcdef0", "instance-action": "terminate" },
-        });
-        await handler("not an event");
+        }, "not an event"));
+        assert.deepStrictEqual(response, { batchItemFailures: [] });
         const [foreign, malformed] = logs;
         assert.deepStrictEqual([foreign.event, foreign.instance, foreign.result, foreign.reason], ["interruption-warning", "i-0123456789abcdef0", "ignored", "not an instance of this stack"]);
-        assert.deepStrictEqual([malformed.event, malformed.result], ["ignored", "ignored"]);
+        assert.deepStrictEqual([malformed.message, malformed.result, malformed.reason], ["m2", "ignored", "message body is not JSON"]);
         // The archive's handler asked the emulator which instances carry this stack's tag.
         const [describe] = emulator.proxy.callsTo("DescribeInstances");
         assert.strictEqual(describe.params["Filter.1.Name"], "tag:spot-availability:stack");

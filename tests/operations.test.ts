@@ -14,9 +14,16 @@ describe("operations on the dev stack", () => {
     it("alarms when an event reaches the dead-letter queue", () => {
         const alarm = run.one(ALARM, "-dead-letters");
         assert.strictEqual(alarm.inputs.namespace, "AWS/SQS");
-        assert.deepStrictEqual(alarm.inputs.dimensions, { QueueName: run.one("aws:sqs/queue:Queue").state.name });
+        assert.deepStrictEqual(alarm.inputs.dimensions, { QueueName: run.one("aws:sqs/queue:Queue", "-dlq").state.name });
         assert.strictEqual(alarm.inputs.threshold, 1);
         assert.deepStrictEqual(alarm.inputs.alarmActions, [], "no topic configured");
+    });
+
+    it("alarms when an event waits in the handler's queue longer than the two-minute notice", () => {
+        const alarm = run.one(ALARM, "-oldest-event");
+        assert.deepStrictEqual([alarm.inputs.namespace, alarm.inputs.metricName], ["AWS/SQS", "ApproximateAgeOfOldestMessage"]);
+        assert.deepStrictEqual(alarm.inputs.dimensions, { QueueName: run.one("aws:sqs/queue:Queue", "-events").state.name });
+        assert.deepStrictEqual([alarm.inputs.threshold, alarm.inputs.comparisonOperator], [120, "GreaterThanThreshold"]);
     });
 
     it("alarms when a zone stays below its count for longer than two reconcile periods", () => {
@@ -33,12 +40,12 @@ describe("operations on the dev stack", () => {
         }
     });
 
-    it("draws instances per zone, warnings, replacements, failures, time to registration and dead letters", () => {
+    it("draws instances per zone, warnings, replacements, failures, time to registration, dead letters and the oldest event's age", () => {
         const body = JSON.parse(run.one("aws:cloudwatch/dashboard:Dashboard").inputs.dashboardBody);
         const titles = body.widgets.map((widget: any) => widget.properties.title);
-        assert.deepStrictEqual(titles.length, 5);
+        assert.deepStrictEqual(titles.length, 6);
         const metricNames = body.widgets.flatMap((widget: any) => widget.properties.metrics.map((metric: unknown[]) => metric[1]));
-        for (const name of ["InstancesInZone", "OnDemandInstancesInZone", "InterruptionWarnings", "Replacements", "ReplacementFailures", "NoticeToRegisteredMs", "ApproximateNumberOfMessagesVisible"]) {
+        for (const name of ["InstancesInZone", "OnDemandInstancesInZone", "InterruptionWarnings", "Replacements", "ReplacementFailures", "NoticeToRegisteredMs", "RefillToRegisteredMs", "ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"]) {
             assert.ok(metricNames.includes(name), `${name} is on the dashboard`);
         }
         const byMarket = body.widgets.find((widget: any) => widget.properties.title === "Instances per zone by market").properties.metrics;

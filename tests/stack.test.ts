@@ -16,6 +16,7 @@ const RULE = "aws:cloudwatch/eventRule:EventRule";
 const EVENT_TARGET = "aws:cloudwatch/eventTarget:EventTarget";
 const PERMISSION = "aws:lambda/permission:Permission";
 const FUNCTION = "aws:lambda/function:Function";
+const QUEUE = "aws:sqs/queue:Queue";
 const RECORD = "aws:route53/record:Record";
 const INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule";
 
@@ -126,8 +127,7 @@ describe("the dev stack", () => {
         assert.strictEqual(fn.inputs.loggingConfig.logGroup, run.outputs.logGroupName);
     });
 
-    it("routes the three EC2 detail-types and a schedule to the function, each rule alone allowed to invoke it", () => {
-        const fn = run.one(FUNCTION);
+    it("routes the three EC2 detail-types and a schedule to one encrypted queue, which only these rules may send to", () => {
         const rules = run.ofType(RULE);
         const patterns = rules.filter((rule) => rule.inputs.eventPattern).map((rule) => JSON.parse(rule.inputs.eventPattern));
         assert.ok(patterns.every((pattern) => JSON.stringify(pattern.source) === '["aws.ec2"]'));
@@ -138,25 +138,44 @@ describe("the dev stack", () => {
         ].sort());
         assert.deepStrictEqual(rules.filter((rule) => rule.inputs.scheduleExpression).map((rule) => rule.inputs.scheduleExpression), ["rate(5 minutes)"]);
 
+        const queue = run.one(QUEUE, "-events");
+        assert.strictEqual(queue.inputs.sqsManagedSseEnabled, true);
         const targets = run.ofType(EVENT_TARGET);
         assert.deepStrictEqual(targets.map((t) => t.inputs.rule).sort(), rules.map((r) => r.state.name).sort());
-        assert.ok(targets.every((t) => t.inputs.arn === fn.state.arn));
+        assert.ok(targets.every((t) => t.inputs.arn === queue.state.arn), "every rule delivers to the queue");
+        assert.deepStrictEqual(run.ofType(PERMISSION), [], "nothing invokes the function but the event source mapping");
 
-        const permissions = run.ofType(PERMISSION);
-        assert.deepStrictEqual(permissions.map((p) => p.inputs.sourceArn).sort(), rules.map((r) => r.state.arn).sort());
-        for (const permission of permissions) {
-            assert.strictEqual(permission.inputs.principal, "events.amazonaws.com");
-            assert.strictEqual(permission.inputs.action, "lambda:InvokeFunction");
-            assert.strictEqual(permission.inputs.function, fn.state.name);
-        }
+        const queuePolicy = run.one("aws:sqs/queuePolicy:QueuePolicy");
+        assert.strictEqual(queuePolicy.inputs.queueUrl, queue.id);
+        const [statement, ...others] = JSON.parse(queuePolicy.inputs.policy).Statement;
+        assert.strictEqual(others.length, 0);
+        assert.deepStrictEqual([statement.Effect, statement.Principal, statement.Action, statement.Resource], ["Allow", { Service: "events.amazonaws.com" }, ["sqs:SendMessage"], queue.state.arn]);
+        assert.deepStrictEqual([...statement.Condition.ArnEquals["aws:SourceArn"]].sort(), rules.map((r) => r.state.arn).sort());
     });
 
-    it("runs the function on nodejs22.x with reserved concurrency 1, a dead-letter queue and a log group with retention", () => {
+    it("hands the queue to the function in batches, and dead-letters a message after five failed receives", () => {
+        const fn = run.one(FUNCTION);
+        const queue = run.one(QUEUE, "-events");
+        const mapping = run.one("aws:lambda/eventSourceMapping:EventSourceMapping");
+        assert.strictEqual(mapping.inputs.eventSourceArn, queue.state.arn);
+        assert.strictEqual(mapping.inputs.functionName, fn.state.arn);
+        assert.deepStrictEqual(mapping.inputs.functionResponseTypes, ["ReportBatchItemFailures"]);
+        assert.ok(mapping.inputs.maximumBatchingWindowInSeconds <= 1, "a batch waits at most a second");
+        assert.ok(mapping.inputs.batchSize > 10, "a zone's events fit one batch");
+        const concurrency = mapping.inputs.scalingConfig.maximumConcurrency;
+        assert.ok(concurrency >= 2 && concurrency <= 10, `bounded, and within a new account's quota of 10: ${concurrency}`);
+
+        const redrive = JSON.parse(queue.inputs.redrivePolicy);
+        assert.deepStrictEqual(redrive, { deadLetterTargetArn: run.one(QUEUE, "-dlq").state.arn, maxReceiveCount: 5 });
+        assert.ok(queue.inputs.visibilityTimeoutSeconds >= 6 * fn.inputs.timeout, "AWS: at least six times the function's timeout");
+    });
+
+    it("runs the function on nodejs22.x, with no reserved concurrency, and a log group with retention", () => {
         const fn = run.one(FUNCTION);
         assert.strictEqual(fn.inputs.runtime, "nodejs22.x");
         assert.strictEqual(fn.inputs.handler, "__index.handler");
-        assert.strictEqual(fn.inputs.reservedConcurrentExecutions, 1);
-        assert.strictEqual(fn.inputs.deadLetterConfig.targetArn, run.one("aws:sqs/queue:Queue").state.arn);
+        assert.strictEqual(fn.inputs.reservedConcurrentExecutions, undefined, "a new account, whose quota is 10, cannot reserve any");
+        assert.strictEqual(fn.inputs.deadLetterConfig, undefined, "the queue's redrive dead-letters, not asynchronous invocation");
         assert.strictEqual(run.one("aws:cloudwatch/logGroup:LogGroup").inputs.retentionInDays, 14);
         assert.strictEqual(fn.inputs.role, run.one("aws:iam/role:Role", "spot-handler").state.arn);
     });

@@ -50,7 +50,7 @@ function tagContext(prefix: "aws:RequestTag" | "aws:ResourceTag", tags: Record<s
     };
 }
 
-/** The requests IAM evaluates for one recorded call, following the EC2 and ELBv2 authorisation references. */
+/** The requests IAM evaluates for one recorded call, following the EC2, ELBv2 and SQS authorisation references. */
 export function authorizationRequests(call: RecordedCall, facts: StackFacts): AuthorizationRequest[] {
     const ec2 = (resource: string) => `arn:${facts.partition}:ec2:${facts.region}:${facts.accountId}:${resource}`;
     const { params } = call;
@@ -97,6 +97,12 @@ export function authorizationRequests(call: RecordedCall, facts: StackFacts): Au
                 // parameter, whose ARN has no account; the simulator cannot parse that, so the
                 // test checks that statement directly (publicParameterArn).
             ];
+        }
+        case "SendMessage":
+        case "SendMessageBatch": {
+            // A batch is authorised as SendMessage on the queue: https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-api-permissions-reference.html
+            const [account, name] = new URL(params.QueueUrl).pathname.split("/").filter(Boolean);
+            return [{ action: "sqs:SendMessage", resource: `arn:${facts.partition}:sqs:${facts.region}:${account}:${name}`, context: {} }];
         }
         default:
             throw new Error(`no authorisation mapping for ${call.service} ${call.action}: add one before the handler calls it`);
