@@ -109,9 +109,9 @@ function describeSignal(signal: Ec2Signal): string {
 function describeLogLine(line: string): string {
     try {
         const entry = JSON.parse(line);
-        const subject = (entry.action === "launch" ? entry.launched : entry.instance) ?? "";
+        const subject = (entry.action === "launch" ? entry.launched ?? `for ${entry.replaces ?? "a place"}` : entry.instance) ?? "";
         const where = [entry.zone, entry.instanceType, entry.market].filter(Boolean).join(" ");
-        return `project: ${entry.event} → ${entry.action} ${subject}${where ? ` (${where})` : ""}: ${entry.result}${entry.reason ? `, ${entry.reason}` : ""}`;
+        return `project: ${entry.action} ${subject}${where ? ` (${where})` : ""}: ${entry.result}${entry.reason ? `, ${entry.reason}` : ""}`;
     } catch {
         return `project: ${line}`;
     }

@@ -12,17 +12,27 @@ import { ModelledQueue } from "../rehearsal/queue";
  */
 
 describe("the event path the rehearsal delivers through", () => {
-    it("is read from the program: every rule and its target, the function's timeout and reserved concurrency, the schedule", async () => {
+    it("is read from the program: every rule and its queue, the mapping, the function's timeout, the schedule", async () => {
         const run = await runProgram();
         const path = declaredEventPath(run);
         const fn = run.one("aws:lambda/function:Function");
+        const queue = run.one("aws:sqs/queue:Queue", "-events");
+        const mapping = run.one("aws:lambda/eventSourceMapping:EventSourceMapping").inputs;
         assert.strictEqual(path.functionArn, fn.state.arn);
         assert.strictEqual(path.timeoutS, fn.inputs.timeout);
-        assert.strictEqual(path.reservedConcurrency, fn.inputs.reservedConcurrentExecutions);
+        assert.strictEqual(path.reservedConcurrency, undefined);
+        assert.deepStrictEqual(path.mappings, [{
+            queueArn: queue.state.arn,
+            batchSize: mapping.batchSize,
+            windowS: mapping.maximumBatchingWindowInSeconds,
+            maxConcurrency: mapping.scalingConfig.maximumConcurrency,
+            reportBatchItemFailures: true,
+        }]);
+        assert.deepStrictEqual(path.queues.find((q) => q.arn === queue.state.arn), { arn: queue.state.arn, url: queue.id, visibilityTimeoutS: queue.inputs.visibilityTimeoutSeconds, maxReceiveCount: 5 });
         assert.deepStrictEqual(path.rules.filter((r) => r.pattern !== undefined).map((r) => JSON.parse(r.pattern as string)).sort((a, b) => a["detail-type"][0].localeCompare(b["detail-type"][0])),
             Object.values(EVENT_PATTERNS).sort((a, b) => a["detail-type"][0].localeCompare(b["detail-type"][0])));
         assert.deepStrictEqual(path.rules.filter((r) => r.everyS !== undefined).map((r) => r.everyS), [300]);
-        assert.ok(path.rules.every((rule) => rule.targets.length === 1 && rule.targets[0] === fn.state.arn));
+        assert.ok(path.rules.every((rule) => rule.targets.length === 1 && rule.targets[0] === queue.state.arn));
     });
 
     it("reads rate(...) schedules and refuses what it does not model", () => {
