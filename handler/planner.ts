@@ -17,9 +17,20 @@ export const DRAIN_MARGIN_SECONDS = 10;
 
 const STOPPED_STATES: readonly InstanceState[] = ["shutting-down", "stopping", "stopped", "terminated"];
 
-/** Instances that a live instance was launched to replace: their place is taken. */
+/**
+ * Instances whose place a live instance took: the one it replaces, and on down the chain (a
+ * replacement that moved back to its zone supersedes the fallback, which superseded the warned
+ * instance, whether or not the fallback still runs).
+ */
 export function supersededIds(instances: ObservedInstance[]): Set<string> {
-    return new Set(instances.filter((i) => isLive(i) && i.replaces !== undefined && i.replaces !== i.id).map((i) => i.replaces as string));
+    const replacedBy = new Map(instances.filter((i) => i.replaces !== undefined && i.replaces !== i.id).map((i) => [i.id, i.replaces as string]));
+    const superseded = new Set<string>();
+    for (const live of instances.filter(isLive)) {
+        for (let id = replacedBy.get(live.id); id !== undefined && !superseded.has(id); id = replacedBy.get(id)) {
+            superseded.add(id);
+        }
+    }
+    return superseded;
 }
 
 /**
@@ -84,6 +95,23 @@ function digest(parts: string[]): string {
     return createHash("sha256").update(parts.join(",")).digest("hex").slice(0, 16);
 }
 
+/**
+ * The instances above each zone's count that the handler may retire: its own, not superseded, not
+ * draining; on-demand first (it costs most), then the newest.
+ */
+function extrasByPreference(live: ObservedInstance[], counts: Record<string, number>, settings: HandlerSettings, superseded: ReadonlySet<string>, targets: Observation["targets"]): ObservedInstance[] {
+    return Object.entries(counts).flatMap(([zone, count]) =>
+        live
+            .filter((i) => i.zone === zone && i.launchedBy === "handler" && !superseded.has(i.id) && targets[i.id] !== "draining")
+            .sort((a, b) => Number(b.market === "on-demand") - Number(a.market === "on-demand") || b.launchTime - a.launchTime)
+            .slice(0, Math.max(0, count - settings.instancesPerZone)));
+}
+
+/** Whether a live replacement of the instance already serves: then it need not join rotation. */
+function replacementServes(id: string, observation: Observation): boolean {
+    return observation.instances.some((i) => isLive(i) && i.replaces === id && observation.targets[i.id] === "healthy");
+}
+
 /** What reconcile must take into account besides the observation: the rest of the batch's plan. */
 export interface ReconcileContext {
     /** Instances the batch says are going away. */
@@ -91,9 +119,14 @@ export interface ReconcileContext {
     /** Instances the batch already replaces, and the zones (first choice) of those replacements. */
     replaced: ReadonlySet<string>;
     planned: Record<string, number>;
+    /**
+     * Trims, strays and swaps back to spot: on the schedule only. A loss or a zone move asks for
+     * capacity; housekeeping on every state change would repeat the same failing swap attempts.
+     */
+    housekeeping: boolean;
 }
 
-const NOTHING_ELSE: ReconcileContext = { leaving: new Set(), replaced: new Set(), planned: {} };
+const NOTHING_ELSE: ReconcileContext = { leaving: new Set(), replaced: new Set(), planned: {}, housekeeping: true };
 
 /**
  * Instances whose place is empty: gone or going, and never replaced by anything. A refill takes
@@ -120,7 +153,7 @@ export function reconcile(observation: Observation, settings: HandlerSettings, c
     const targets = observation.targets;
 
     for (const instance of live) {
-        if (instance.state === "running" && !superseded.has(instance.id) && targets[instance.id] === undefined) {
+        if (instance.state === "running" && !replacementServes(instance.id, observation) && targets[instance.id] === undefined) {
             actions.push({ kind: "register", instanceId: instance.id, reason: "running but not registered", clock: registrationClock(instance) });
         }
     }
@@ -158,37 +191,39 @@ export function reconcile(observation: Observation, settings: HandlerSettings, c
         counts[zones[0]] += 1;
     }
     // Capacity held in another zone (after an outage, say): try the short zone itself, and only it,
-    // so a zone that still has no capacity never makes the fleet grow elsewhere.
+    // so a zone that still has no capacity never makes the fleet grow elsewhere. The new instance
+    // takes over the place of an extra the handler launched elsewhere, which is retired once the
+    // new one is healthy: nothing is trimmed in the meantime.
+    const movable = extrasByPreference(live, counts, settings, superseded, targets);
     for (let slot = 0; slot < Math.min(below, above); slot++) {
         const [zone] = chooseZones(counts, observation.prices);
+        const moved = movable.shift();
         actions.push({
             kind: "launch",
             attempts: launchAttempts([zone], settings),
-            key: `rebalance/${zone}/${snapshot(zone)}/${slot}`,
+            key: moved === undefined ? `rebalance/${zone}/${snapshot(zone)}/${slot}` : `move/${moved.id}`,
+            replaces: moved?.id,
             reason: `${zone} has ${counts[zone]} of ${settings.instancesPerZone}; the rest of the fleet covers it`,
             bestEffort: true,
         });
         counts[zone] += 1;
+        if (moved !== undefined) {
+            counts[moved.zone] -= 1;
+        }
     }
-    if (below > 0) {
+    if (below > 0 || !context.housekeeping) {
         // Capacity first: swaps and trims wait until every zone holds its count.
         return actions;
     }
 
     const trimmed = new Set<string>();
-    for (const [zone, count] of Object.entries(counts)) {
-        const extras = live
-            .filter((i) => i.zone === zone && i.launchedBy === "handler" && !superseded.has(i.id) && targets[i.id] !== "draining")
-            // On-demand first (it costs most), then the newest.
-            .sort((a, b) => Number(b.market === "on-demand") - Number(a.market === "on-demand") || b.launchTime - a.launchTime)
-            .slice(0, Math.max(0, count - settings.instancesPerZone));
-        for (const extra of extras) {
-            trimmed.add(extra.id);
-            if (targets[extra.id] !== undefined) {
-                actions.push({ kind: "drain", instanceId: extra.id, reason: `${zone} holds ${count} of ${settings.instancesPerZone}` });
-            }
-            actions.push({ kind: "terminate", instanceId: extra.id, reason: `${zone} holds ${count} of ${settings.instancesPerZone}` });
+    for (const extra of extrasByPreference(live, counts, settings, superseded, targets)) {
+        const reason = `${extra.zone} holds ${counts[extra.zone]} of ${settings.instancesPerZone}`;
+        trimmed.add(extra.id);
+        if (targets[extra.id] !== undefined) {
+            actions.push({ kind: "drain", instanceId: extra.id, reason });
         }
+        actions.push({ kind: "terminate", instanceId: extra.id, reason });
     }
 
     // After `pulumi config set zones ...`: what the handler launched in a zone no longer configured goes.
@@ -268,6 +303,7 @@ export function planBatch(messages: readonly QueuedEvent[], observation: Observa
     const notices = new Map<string, Notice>();
     const leaving = new Set<string>();
     const reconcileFor: string[] = [];
+    let scheduled = false;
 
     for (const { messageId, event } of messages) {
         if (event.kind === "ignored") {
@@ -275,6 +311,7 @@ export function planBatch(messages: readonly QueuedEvent[], observation: Observa
         }
         if (event.kind === "schedule" || event.kind === "reconcile-request") {
             reconcileFor.push(messageId);
+            scheduled ||= event.kind === "schedule";
             continue;
         }
         const instance = owned.get(event.instanceId);
@@ -300,7 +337,7 @@ export function planBatch(messages: readonly QueuedEvent[], observation: Observa
             }
             case "state-change":
                 if (event.state === "running" && instance.state === "running") {
-                    if (observation.targets[instance.id] === undefined && !superseded.has(instance.id)) {
+                    if (observation.targets[instance.id] === undefined && !replacementServes(instance.id, observation)) {
                         plan.add({ kind: "register", instanceId: instance.id, reason: "instance running", clock: registrationClock(instance) }, [messageId]);
                     }
                     const replaced = instance.replaces === undefined ? undefined : owned.get(instance.replaces);
@@ -388,7 +425,7 @@ export function planBatch(messages: readonly QueuedEvent[], observation: Observa
     }
 
     if (reconcileFor.length > 0) {
-        for (const action of reconcile(observation, settings, { leaving, replaced, planned })) {
+        for (const action of reconcile(observation, settings, { leaving, replaced, planned, housekeeping: scheduled })) {
             plan.add(action, reconcileFor);
         }
     }
