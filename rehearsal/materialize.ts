@@ -116,11 +116,19 @@ export function inMoto(emulator: Emulator, region = REGION): Materializer {
 
 export type LambdaHandler = (event: unknown) => Promise<unknown>;
 
+/** The packages the Lambda runtime provides: the project's own SDK unless told otherwise. */
+export interface RuntimePackages {
+    nodeModules?: string;
+}
+
+/** The SDK as an older nodejs22.x runtime ships it (December 2024 releases), installed by `npm run setup:runtime-sdk`. */
+export const RUNTIME_SDK_MODULES = path.join(ROOT, "tests", "runtime-sdk", "node_modules");
+
 /**
  * Writes the function's archive, exactly as it would be uploaded, to a new folder beside a
  * `node_modules` link that stands in for the packages the Lambda runtime provides (the SDK).
  */
-export async function writeArchive(run: ProgramRun): Promise<{ dir: string; bytes: number }> {
+export async function writeArchive(run: ProgramRun, runtime: RuntimePackages = {}): Promise<{ dir: string; bytes: number }> {
     const assets: Record<string, { text: Promise<string> }> = await run.one("aws:lambda/function:Function").inputs.code.assets;
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "spot-lambda-"));
     let bytes = 0;
@@ -129,13 +137,13 @@ export async function writeArchive(run: ProgramRun): Promise<{ dir: string; byte
         bytes += Buffer.byteLength(text);
         fs.writeFileSync(path.join(dir, file), text);
     }
-    fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"), "dir");
+    fs.symlinkSync(runtime.nodeModules ?? path.join(ROOT, "node_modules"), path.join(dir, "node_modules"), "dir");
     return { dir, bytes };
 }
 
 /** The archive's handler, required as Lambda requires `__index.js`; the caller provides Lambda's environment. */
-export async function requireArchive(run: ProgramRun): Promise<LambdaHandler> {
-    const { dir } = await writeArchive(run);
+export async function requireArchive(run: ProgramRun, runtime: RuntimePackages = {}): Promise<LambdaHandler> {
+    const { dir } = await writeArchive(run, runtime);
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     return (require(path.join(dir, "__index.js")) as { handler: LambdaHandler }).handler;
 }
@@ -145,7 +153,7 @@ export async function requireArchive(run: ProgramRun): Promise<LambdaHandler> {
  * (`__index.handler`), with the environment Lambda would give it: credentials, region, and here
  * the emulator's endpoint. Log lines are collected as JSON.
  */
-export async function loadLambda(run: ProgramRun, environment: Record<string, string>): Promise<{ handler: LambdaHandler; logs: Record<string, any>[]; metrics: Record<string, any>[] }> {
+export async function loadLambda(run: ProgramRun, environment: Record<string, string>, runtime: RuntimePackages = {}): Promise<{ handler: LambdaHandler; logs: Record<string, any>[]; metrics: Record<string, any>[] }> {
     const logs: Record<string, any>[] = [];
     const metrics: Record<string, any>[] = [];
     // Lambda's environment while the module loads and whenever it runs; the test's own afterwards.
@@ -164,6 +172,6 @@ export async function loadLambda(run: ProgramRun, environment: Record<string, st
             process.stdout.write = write;
         }
     };
-    const handler = await inLambda(() => requireArchive(run));
+    const handler = await inLambda(() => requireArchive(run, runtime));
     return { handler: (event) => inLambda(() => handler(event)), logs, metrics };
 }
