@@ -10,7 +10,7 @@ import { comparisonTable } from "../rehearsal/report";
 import { rehearseAll } from "../rehearsal/rehearse";
 import { SCENARIO_NAMES } from "../rehearsal/scenarios";
 import { POLICY_NAMES } from "../rehearsal/stage";
-import { buildWorld, interruptionWarning, scheduledEvent, stateChange, tag } from "../rehearsal/world";
+import { buildWorld, interruptionWarning, scheduledEvent, sqsBatch, stateChange, tag } from "../rehearsal/world";
 
 /**
  * `npm run bench`: the Lambda archive's size and cold load, and the handler's calls and latency
@@ -34,7 +34,7 @@ async function coldLoadMs(dir: string, emulator: Emulator): Promise<number> {
     const script = `
         const started = process.hrtime.bigint();
         const { handler } = require(${JSON.stringify(path.join(dir, "__index.js"))});
-        handler(${JSON.stringify(interruptionWarning("i-0123456789abcdef0"))}).then(() => {
+        handler(${JSON.stringify(sqsBatch(interruptionWarning("i-0123456789abcdef0")))}).then(() => {
             process.stdout.write("\\ncold-load-ms=" + Number(process.hrtime.bigint() - started) / 1e6);
             // The SDK keeps connections alive; a Lambda container would be frozen here.
             process.exit(0);
@@ -71,9 +71,9 @@ async function warnings(emulator: Emulator): Promise<{ callsToLaunch: number; p5
 }
 
 /**
- * 60 instances over 6 zones, 30 warnings at once. Lambda's reserved concurrency of 1 queues them,
- * so they are served one after another; then AWS reclaims the 30, sends their terminated events,
- * and the schedule reconciles.
+ * 60 instances over 6 zones, 30 warnings at once: the event source mapping hands them over as one
+ * batch (they arrive within its window); then AWS reclaims the 30, their terminated events come as
+ * a second batch, and the schedule reconciles.
  */
 async function storm(emulator: Emulator) {
     const zones = ["a", "b", "c", "d", "e", "f"].map((letter) => `us-east-1${letter}`);
@@ -85,17 +85,13 @@ async function storm(emulator: Emulator) {
     emulator.proxy.calls.length = 0;
     const started = performance.now();
     let invocations = 0;
-    const invoke = async (event: unknown) => {
+    const invoke = async (...events: unknown[]) => {
         invocations += 1;
-        await world.handle(event);
+        await world.handle(...events);
     };
-    for (const id of doomed) {
-        await invoke(interruptionWarning(id));
-    }
+    await invoke(...doomed.map((id) => interruptionWarning(id)));
     await world.ec2.send(new TerminateInstancesCommand({ InstanceIds: doomed }));
-    for (const id of doomed) {
-        await invoke(stateChange(id, "terminated"));
-    }
+    await invoke(...doomed.map((id) => stateChange(id, "terminated")));
     await invoke(scheduledEvent());
     const totalMs = performance.now() - started;
 

@@ -226,8 +226,19 @@ describe("reconcile", () => {
         ];
         const targets = Object.fromEntries(instances.map((i) => [i.id, "healthy" as const]));
         const actions = reconcile({ instances, targets }, perZone);
-        assert.deepStrictEqual(actions.map((a) => a.kind === "launch" ? `${a.bestEffort ? "try" : "launch"} ${[...new Set(a.attempts.map((t) => t.zone))].join("+")}` : a.kind), [
-            "try us-east-2b", "try us-east-2b",
-        ]);
+        assert.deepStrictEqual(actions.map((a) => a.kind === "launch" ? `${a.bestEffort ? "try" : "launch"} ${[...new Set(a.attempts.map((t) => t.zone))].join("+")} for ${a.replaces}` : a.kind), [
+            "try us-east-2b for i-a3", "try us-east-2b for i-c3",
+        ], "each takes over the place of an extra elsewhere, which is retired once it serves");
+    });
+
+    it("keeps a warned instance superseded while its replacement's own replacement runs, though the first replacement is gone", () => {
+        const instances = [
+            instance("i-a", "a"), instance("i-c", "c"),
+            instance("i-b", "b"),
+            instance("i-fallback", "a", { launchedBy: "handler", replaces: "i-b", state: "terminated" }),
+            instance("i-back", "b", { launchedBy: "handler", replaces: "i-fallback", market: "on-demand" }),
+        ];
+        assert.deepStrictEqual(countByZone({ instances, targets: {} }, settings, new Set()), { "us-east-2a": 1, "us-east-2b": 1, "us-east-2c": 1 });
+        assert.ok(!reconcile({ instances, targets: { "i-a": "healthy", "i-c": "healthy", "i-b": "healthy", "i-back": "healthy" } }, settings).some((a) => a.kind === "terminate" && a.instanceId === "i-back"));
     });
 });
