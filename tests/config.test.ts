@@ -2,7 +2,7 @@ import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
 import { parse } from "yaml";
-import { architectureOf, CONFIG_KEYS, ConfigContext, DEFAULTS, defaultHostedZone, parseConfig, RawConfig, scheduleExpression } from "../infra/config";
+import { architectureOf, CONFIG_KEYS, ConfigContext, DEFAULTS, defaultHostedZone, parseConfig, parseDrainWhen, RawConfig, scheduleExpression } from "../infra/config";
 import { DeclaredResource, ROOT, runProgram } from "../rehearsal/program";
 
 /** Config: validated in full, by a pure function, before any resource is declared. */
@@ -179,5 +179,20 @@ describe("a stack with invalid config", () => {
         assert.strictEqual(template.inputs.blockDeviceMappings[0].deviceName, "/dev/sda1");
         const policy = JSON.parse(run.one("aws:iam/rolePolicy:RolePolicy").inputs.policy);
         assert.ok(!JSON.stringify(policy).includes("ssm:GetParameters"), "no SSM parameter to read");
+    });
+});
+
+describe("parseDrainWhen", () => {
+    for (const value of ["replacement-healthy", "warning"]) {
+        it(`accepts ${value}`, () => assert.strictEqual(parseDrainWhen(value), value));
+    }
+    for (const value of ["", "Warning", "healthy", "never"]) {
+        it(`refuses ${JSON.stringify(value)}, naming the key and what is allowed`, () => {
+            assert.throws(() => parseDrainWhen(value), /spot-availability:drainWhen: .* is not allowed; allowed: replacement-healthy .* or warning/);
+        });
+    }
+
+    it("defaults to replacement-healthy in parseConfig", () => {
+        assert.strictEqual(parseConfig({}, { stack: "spot-availability/test", region: "us-east-2", readFile: () => "" }).drainWhen, "replacement-healthy");
     });
 });
