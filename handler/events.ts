@@ -139,16 +139,19 @@ export function ownMessage(id: string, time: Date, detailType: (typeof OWN_DETAI
 
 /**
  * Every record of an SQS batch as the event source mapping delivers it. A record whose body is
- * not JSON becomes an ignored event (acknowledged, never retried); a payload that is not a batch
- * at all has no message to report and parses to nothing.
+ * not JSON becomes an ignored event (acknowledged, never retried); a payload that is not a batch,
+ * or a record without a message id, has no message to report: `rejected` says so, for the log.
  */
 export function parseBatch(payload: unknown): { messages: QueuedEvent[]; rejected?: string } {
     if (!isRecord(payload) || !Array.isArray(payload.Records)) {
         return { messages: [], rejected: "payload is not an SQS batch (no Records)" };
     }
     const messages: QueuedEvent[] = [];
+    let unnamed = 0;
     for (const record of payload.Records) {
         if (!isRecord(record) || typeof record.messageId !== "string") {
+            // Without a message id it cannot be reported as failed, nor acted on as a message.
+            unnamed++;
             continue;
         }
         let body: unknown;
@@ -160,5 +163,5 @@ export function parseBatch(payload: unknown): { messages: QueuedEvent[]; rejecte
         }
         messages.push({ messageId: record.messageId, event: parseEvent(body) });
     }
-    return { messages };
+    return unnamed === 0 ? { messages } : { messages, rejected: `${unnamed} record(s) without a messageId` };
 }

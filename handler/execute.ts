@@ -76,8 +76,9 @@ export async function execute(actions: readonly PlannedAction[], fleet: StackFle
     };
 
     const timers = actions.filter((a): a is Extract<PlannedAction, { kind: "timer" }> => a.kind === "timer");
+    const others = actions.filter((a): a is Exclude<PlannedAction, { kind: "timer" }> => a.kind !== "timer");
     await Promise.all([
-        ...actions.filter((action) => action.kind !== "timer").map((action) =>
+        ...others.map((action) =>
             attempt([action], async () => {
                 const elsewhere = await run(action);
                 landedElsewhere ||= elsewhere;
@@ -101,7 +102,7 @@ export async function execute(actions: readonly PlannedAction[], fleet: StackFle
     return failed;
 
     /** Carries out one action; true when it launched outside the zone it was meant for. */
-    async function run(action: PlannedAction): Promise<boolean> {
+    async function run(action: Exclude<PlannedAction, { kind: "timer" }>): Promise<boolean> {
         switch (action.kind) {
             case "drain":
                 report.log({ action: "drain", instance: action.instanceId, reason: action.reason, result: await fleet.drain(action.instanceId) });
@@ -120,8 +121,6 @@ export async function execute(actions: readonly PlannedAction[], fleet: StackFle
                 return false;
             case "launch":
                 return launch(action);
-            case "timer":
-                throw new Error("timers are set together, not one by one");
         }
     }
 

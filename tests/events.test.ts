@@ -86,6 +86,10 @@ describe("parseBatch", () => {
         assert.deepStrictEqual(messages.map((m) => [m.messageId, m.event.kind]), [["m1", "interruption-warning"], ["m2", "ignored"]]);
     });
 
+    it("names records it cannot read as messages", () => {
+        assert.deepStrictEqual(parseBatch({ Records: [{ body: "{}" }] }), { messages: [], rejected: "1 record(s) without a messageId" });
+    });
+
     it("rejects a payload that is not a batch, naming why", () => {
         assert.deepStrictEqual(parseBatch(warning), { messages: [], rejected: "payload is not an SQS batch (no Records)" });
     });
