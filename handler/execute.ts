@@ -25,7 +25,7 @@ export class CapacityError extends Error {
     }
 }
 
-function describeError(error: unknown): string {
+export function describeError(error: unknown): string {
     return `${(error as Error).name}: ${(error as Error).message}`;
 }
 

@@ -1,6 +1,6 @@
 import { AwsClients, createClients, StackFleet } from "./aws";
 import { HandlerEvent, parseBatch } from "./events";
-import { execute, Report, reportBatch } from "./execute";
+import { describeError, execute, Report, reportBatch } from "./execute";
 import { metricLine } from "./metrics";
 import { planBatch } from "./planner";
 import { HandlerSettings } from "./settings";
@@ -57,7 +57,7 @@ export function createHandler(settings: HandlerSettings, dependencies: HandlerDe
         try {
             observation = await fleet.observe({ prices: actionable.some(({ event }) => mayLaunch(event)) });
         } catch (error) {
-            report.log({ action: "observe", result: "failed", error: `${(error as Error).name}: ${(error as Error).message}`, messages: actionable.length });
+            report.log({ action: "observe", result: "failed", error: describeError(error), messages: actionable.length });
             return failures(actionable.map((m) => m.messageId));
         }
         const ours = reportBatch(messages, observation, settings, report);
