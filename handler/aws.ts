@@ -7,12 +7,15 @@ import {
     paginateDescribeInstances,
     RunInstancesCommand,
     TerminateInstancesCommand,
+    waitUntilInstanceRunning,
+    waitUntilInstanceTerminated,
 } from "@aws-sdk/client-ec2";
 import {
     DeregisterTargetsCommand,
     DescribeTargetHealthCommand,
     ElasticLoadBalancingV2Client,
     RegisterTargetsCommand,
+    waitUntilTargetInService,
 } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { SendMessageBatchCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { AdaptiveRetryStrategy } from "@smithy/util-retry";
@@ -20,7 +23,7 @@ import type { RetryErrorInfo, RetryStrategyV2, RetryToken } from "@smithy/types"
 import { INSTANCE_STATES, InstanceState, OWN_DETAIL_TYPE, ownMessage } from "./events";
 import { DrainTimer, LaunchAttempt, Observation, ObservedInstance, poolKey, SpotPrices, TargetState } from "./model";
 import { HandlerSettings } from "./settings";
-import { instanceTags, TAG } from "./tags";
+import { instanceTags, LaunchedBy, TAG } from "./tags";
 
 /**
  * The thin AWS side of the handler: observe the stack's instances, targets and prices in one
@@ -114,11 +117,21 @@ function errorName(error: unknown): string {
  * The ClientToken of a place: the same for every pool and every batch that fills it. A failed
  * launch reserves nothing, so the next pool may use it; once one launch succeeded, the same
  * request returns that instance and any other request answers IdempotentParameterMismatch.
- * https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-idempotency.html
+ * EC2 remembers a token after the instance is gone, so the launch template (created anew by each
+ * `pulumi up` after a `pulumi destroy`) is part of it: a new stack of the same name never gets
+ * the old stack's terminated instances back. https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-idempotency.html
  */
-export function clientToken(stack: string, key: string): string {
-    return createHash("sha256").update(`${stack}|${key}`).digest("hex");
+export function clientToken(stack: string, launchTemplateId: string, key: string): string {
+    return createHash("sha256").update(`${stack}|${launchTemplateId}|${key}`).digest("hex");
 }
+
+/**
+ * The first spot launch of an account needs EC2 Spot's service-linked role; EC2 creates it only
+ * for a caller allowed to, which the handler's role is not.
+ * https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/service-linked-roles-spot-instance-requests.html
+ */
+export const SPOT_ROLE_MISSING = "AuthFailure.ServiceLinkedRoleCreationNotPermitted";
+export const SPOT_ROLE_COMMAND = "aws iam create-service-linked-role --aws-service-name spot.amazonaws.com";
 
 function tagValue(instance: Instance, key: string): string | undefined {
     return instance.Tags?.find((tag) => tag.Key === key)?.Value;
@@ -169,10 +182,17 @@ export async function describeStackInstances(ec2: EC2Client, stack: string, stat
     return observed;
 }
 
+/** How long the deploy path may wait for instances or targets to reach a state. */
+export interface WaitLimit {
+    maxWaitSeconds: number;
+}
+
 export class StackFleet {
     constructor(
         private readonly clients: AwsClients,
         private readonly settings: HandlerSettings,
+        /** What its launches are tagged as: the handler answering events, or the deploy. */
+        private readonly launchedBy: LaunchedBy = "handler",
     ) {}
 
     /** The stack as one parallel round reads it: instances, targets, and the preferred type's spot prices when asked for. */
@@ -241,6 +261,32 @@ export class StackFleet {
         await this.clients.ec2.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] }));
     }
 
+    /** The stack's instances in the given states. */
+    async instances(states: InstanceState[]): Promise<ObservedInstance[]> {
+        return describeStackInstances(this.clients.ec2, this.settings.stack, states);
+    }
+
+    /** Terminates instances in one call (the deploy's teardown). */
+    async terminateAll(instanceIds: string[]): Promise<void> {
+        await this.clients.ec2.send(new TerminateInstancesCommand({ InstanceIds: instanceIds }));
+    }
+
+    /** The SDK's waiters, for the deploy path only: the event path never waits. */
+    async waitUntilRunning(instanceIds: string[], limit: WaitLimit): Promise<void> {
+        await waitUntilInstanceRunning({ client: this.clients.ec2, maxWaitTime: limit.maxWaitSeconds, minDelay: 2, maxDelay: 10 }, { InstanceIds: instanceIds });
+    }
+
+    async waitUntilTerminated(instanceIds: string[], limit: WaitLimit): Promise<void> {
+        await waitUntilInstanceTerminated({ client: this.clients.ec2, maxWaitTime: limit.maxWaitSeconds, minDelay: 2, maxDelay: 10 }, { InstanceIds: instanceIds });
+    }
+
+    async waitUntilInService(instanceIds: string[], limit: WaitLimit): Promise<void> {
+        await waitUntilTargetInService(
+            { client: this.clients.elb, maxWaitTime: limit.maxWaitSeconds, minDelay: 2, maxDelay: 10 },
+            { TargetGroupArn: this.settings.targetGroupArn, Targets: instanceIds.map((Id) => ({ Id })) },
+        );
+    }
+
     /** Drain checks as delayed messages on the handler's own queue, ten to a call. */
     async setTimers(timers: DrainTimer[], now: Date): Promise<void> {
         const entries = timers.map((timer, index) => ({
@@ -303,7 +349,7 @@ export class StackFleet {
             stack: settings.stack,
             zone: attempt.zone,
             region: settings.region,
-            launchedBy: "handler",
+            launchedBy: this.launchedBy,
             replaces: request.replaces,
             noticedAt: request.noticedAt === undefined ? undefined : new Date(request.noticedAt),
         });
@@ -325,7 +371,7 @@ export class StackFleet {
                 { ResourceType: "instance", Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) },
                 { ResourceType: "volume", Tags: [{ Key: TAG.stack, Value: settings.stack }] },
             ],
-            ClientToken: clientToken(settings.stack, request.key),
+            ClientToken: clientToken(settings.stack, settings.launchTemplateId, request.key),
         }));
         const instanceId = result.Instances?.[0]?.InstanceId;
         if (!instanceId) {

@@ -1,4 +1,4 @@
-import { LaunchOutcome, StackFleet } from "./aws";
+import { LaunchOutcome, SPOT_ROLE_COMMAND, SPOT_ROLE_MISSING, StackFleet } from "./aws";
 import { QueuedEvent } from "./events";
 import { METRIC, MetricName } from "./metrics";
 import { Action, Observation, PlannedAction, SpotPrices } from "./model";
@@ -17,16 +17,19 @@ export interface Report {
     metric(values: Partial<Record<MetricName, number>>, dimensions?: Record<string, string>, properties?: Record<string, unknown>): void;
 }
 
-/** Thrown when every pool was tried and none had capacity. */
-export class CapacityError extends Error {
-    constructor(message: string) {
-        super(message);
-        this.name = "CapacityError";
-    }
+/**
+ * Thrown when every pool was tried and none had capacity. A named Error, not a subclass: Pulumi
+ * serializes a class into the archive as a function, whose `super(message)` sets no message.
+ */
+export function capacityError(message: string): Error {
+    return Object.assign(new Error(message), { name: "CapacityError" });
 }
 
+/** An error as a log line or a failed deploy shows it; for a missing spot service-linked role, with the command that creates it. */
 export function describeError(error: unknown): string {
-    return `${(error as Error).name}: ${(error as Error).message}`;
+    const { name, message } = error as Error;
+    const hint = name === SPOT_ROLE_MISSING ? ` EC2 Spot's service-linked role does not exist in this account yet; create it once: ${SPOT_ROLE_COMMAND}` : "";
+    return `${name}: ${message}${hint}`;
 }
 
 /**
@@ -149,7 +152,7 @@ export async function execute(actions: readonly PlannedAction[], fleet: StackFle
         report.metric({ [METRIC.failures]: 1 }, {}, { reason: action.reason, tried });
         const zones = [...new Set(action.attempts.map((a) => a.zone))].join(", ");
         const types = [...new Set(action.attempts.map((a) => a.instanceType))].join(", ");
-        throw new CapacityError(`no capacity to ${action.reason}: tried zones ${zones} and types ${types} (${tried.join("; ") || "every pool was already unavailable"})`);
+        throw capacityError(`no capacity to ${action.reason}: tried zones ${zones} and types ${types} (${tried.join("; ") || "every pool was already unavailable"})`);
     }
 }
 

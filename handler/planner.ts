@@ -96,13 +96,13 @@ function digest(parts: string[]): string {
 }
 
 /**
- * The instances above each zone's count that the handler may retire: its own, not superseded, not
- * draining; on-demand first (it costs most), then the newest.
+ * The instances above each zone's count that may retire: not superseded, not draining; on-demand
+ * first (it costs most), then the newest.
  */
 function extrasByPreference(live: ObservedInstance[], counts: Record<string, number>, settings: HandlerSettings, superseded: ReadonlySet<string>, targets: Observation["targets"]): ObservedInstance[] {
     return Object.entries(counts).flatMap(([zone, count]) =>
         live
-            .filter((i) => i.zone === zone && i.launchedBy === "handler" && !superseded.has(i.id) && targets[i.id] !== "draining")
+            .filter((i) => i.zone === zone && !superseded.has(i.id) && targets[i.id] !== "draining")
             .sort((a, b) => Number(b.market === "on-demand") - Number(a.market === "on-demand") || b.launchTime - a.launchTime)
             .slice(0, Math.max(0, count - settings.instancesPerZone)));
 }
@@ -126,7 +126,10 @@ export interface ReconcileContext {
     housekeeping: boolean;
 }
 
-const NOTHING_ELSE: ReconcileContext = { leaving: new Set(), replaced: new Set(), planned: {}, housekeeping: true };
+/** A reconcile on its own (the schedule's, the deploy's). Built per call: Pulumi's closure serialization cannot carry a Set held in a module constant. */
+function nothingElse(): ReconcileContext {
+    return { leaving: new Set(), replaced: new Set(), planned: {}, housekeeping: true };
+}
 
 /**
  * Instances whose place is empty: gone or going, and never replaced by anything. A refill takes
@@ -141,11 +144,11 @@ function vacated(observation: Observation, leaving: ReadonlySet<string>): Observ
 
 /**
  * Reconcile: register what runs unregistered, retire what a healthy replacement superseded, refill
- * zones below their count, terminate handler-launched extras and strays in zones no longer
- * configured (never the instances Pulumi declared), and replace on-demand fallbacks and instances
- * of types no longer listed with spot instances of a listed type.
+ * zones below their count, terminate extras and strays in zones no longer configured, and replace
+ * on-demand fallbacks and instances of types no longer listed with spot instances of a listed
+ * type. The handler owns every instance of the stack, the deploy's as much as its own.
  */
-export function reconcile(observation: Observation, settings: HandlerSettings, context: ReconcileContext = NOTHING_ELSE): Action[] {
+export function reconcile(observation: Observation, settings: HandlerSettings, context: ReconcileContext = nothingElse()): Action[] {
     const actions: Action[] = [];
     const { leaving, replaced } = context;
     const live = observation.instances.filter((i) => isLive(i) && !leaving.has(i.id));
@@ -226,9 +229,8 @@ export function reconcile(observation: Observation, settings: HandlerSettings, c
         actions.push({ kind: "terminate", instanceId: extra.id, reason });
     }
 
-    // After `pulumi config set zones ...`: what the handler launched in a zone no longer configured goes.
-    // (Pulumi removes its own instances there.)
-    for (const stray of live.filter((i) => i.launchedBy === "handler" && !(i.zone in counts) && !superseded.has(i.id))) {
+    // After `pulumi config set zones ...`: what runs in a zone no longer configured goes.
+    for (const stray of live.filter((i) => !(i.zone in counts) && !superseded.has(i.id))) {
         if (targets[stray.id] !== undefined) {
             actions.push({ kind: "drain", instanceId: stray.id, reason: `${stray.zone} is no longer configured` });
         }
@@ -238,7 +240,7 @@ export function reconcile(observation: Observation, settings: HandlerSettings, c
     // On-demand fallbacks go back to spot, and instances of a type no longer listed are replaced by
     // one that is: the new one first, on spot, in the same zone; reconcile retires the old one once
     // the new one is healthy. Best effort: the old one holds the place meanwhile.
-    const outdated = live.filter((i) => i.launchedBy === "handler" && i.zone in counts && !superseded.has(i.id) && !trimmed.has(i.id));
+    const outdated = live.filter((i) => i.zone in counts && !superseded.has(i.id) && !trimmed.has(i.id));
     for (const instance of outdated) {
         const unlisted = !settings.instanceTypes.includes(instance.instanceType);
         if (instance.market === "on-demand" || unlisted) {

@@ -13,6 +13,7 @@ export const TAG = {
     noticedAt: "spot-availability:noticed-at",
 } as const;
 
+/** `pulumi`: the deploy (`pulumi up`'s invocation of the handler); `handler`: the handler answering an event. */
 export type LaunchedBy = "pulumi" | "handler";
 
 /** `us-east-2a` in `us-east-2` → `A`; the suffix that names an instance after its zone. */
@@ -26,6 +27,11 @@ export function zoneSuffix(zone: string, region: string): string {
 /** The `Name` tag of every instance that holds `zone`: `Prometheus-A` for us-east-2a. */
 export function instanceNameTag(instanceName: string, zone: string, region: string): string {
     return `${instanceName}-${zoneSuffix(zone, region)}`;
+}
+
+/** Key of the n-th (from 1) instance holding a zone in the `instances` output: `Prometheus-A`, then `Prometheus-A-2`. */
+export function fleetMemberName(nameTag: string, ordinal: number): string {
+    return ordinal === 1 ? nameTag : `${nameTag}-${ordinal}`;
 }
 
 /** Every tag an instance of this stack carries, in the order the SPEC lists them. */

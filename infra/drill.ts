@@ -1,6 +1,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { TAG } from "../handler/tags";
+import { DRILL_TAG, DrillScope, FIS_ACTION, FIS_TARGET } from "./fleetSummary";
 
 /**
  * A fault drill in the real account: AWS FIS experiment templates that send spot interruption
@@ -8,18 +9,6 @@ import { TAG } from "../handler/tags";
  * watched end to end (`npm run drill`). One template interrupts one running spot instance
  * anywhere; one per zone interrupts every running spot instance in that zone.
  */
-
-/** Tag on each template that says what it interrupts: `instance`, or a zone name. */
-export const DRILL_TAG = "spot-availability:drill";
-
-/** What a template interrupts: `instance` (one, anywhere) or a zone's name (all of that zone). */
-export type DrillScope = string;
-
-/** The name each template gives the instances it interrupts; `npm run drill` asks FIS for them by it. */
-export const FIS_TARGET = "spot-instances";
-
-/** The name of the templates' one action; its start time is when the notice went out. */
-export const FIS_ACTION = "interrupt";
 
 /** FIS's own notice period; longer ones send a rebalance recommendation first. */
 const NOTICE = "PT2M";

@@ -5,13 +5,15 @@ import { BatchResponse, createHandler } from "../handler";
 import { HandlerSettings } from "../handler/settings";
 import { TAG } from "../handler/tags";
 import { scheduleExpression } from "./config";
+import { FleetDeploy } from "./fleetDeploy";
 
 /**
- * The reaction to AWS's interruption notices: EventBridge rules for the interruption warning, the
- * rebalance recommendation, instance state changes and a reconcile schedule deliver into one SQS
- * queue, which an event source mapping hands in batches to one Lambda written as a Pulumi
- * closure; with the queue's dead-letter queue, the function's log group and a role that holds
- * only the actions it calls, scoped to this stack wherever AWS allows it.
+ * The handler, the fleet's one owner. Its event path: EventBridge rules for the interruption
+ * warning, the rebalance recommendation, instance state changes and a reconcile schedule deliver
+ * into one SQS queue, which an event source mapping hands in batches to one Lambda written as a
+ * Pulumi closure; with the queue's dead-letter queue, the function's log group and a role that
+ * holds only the actions it calls, scoped to this stack wherever AWS allows it. Its deploy path
+ * (fleetDeploy.ts) launches the fleet at `pulumi up` and terminates it at `pulumi destroy`.
  */
 
 /**
@@ -205,10 +207,10 @@ export interface InterruptionHandlingArgs {
     /** Everything the handler needs but its own queue, which this component creates. */
     settings: pulumi.Input<Omit<HandlerSettings, "queueUrl">>;
     /**
-     * The teardown of the handler's instances: the function, its rules and their permissions
-     * depend on it, so `pulumi destroy` deletes them (nothing can launch) before it runs.
+     * What the instances use (network, security groups, template, target group): the deploy
+     * invocation depends on it, so `pulumi destroy` terminates the fleet before deleting any of it.
      */
-    handlerLaunchedInstances: pulumi.Resource;
+    fleetUses: pulumi.Resource[];
     launchTemplateArn: pulumi.Input<string>;
     securityGroupId: pulumi.Input<string>;
     instanceRoleArn: pulumi.Input<string>;
@@ -225,10 +227,10 @@ export class InterruptionHandling extends pulumi.ComponentResource {
     public readonly deadLetterQueue: aws.sqs.Queue;
     public readonly eventSourceMapping: aws.lambda.EventSourceMapping;
     public readonly rules: aws.cloudwatch.EventRule[];
+    public readonly deploy: FleetDeploy;
 
     constructor(name: string, args: InterruptionHandlingArgs, opts?: pulumi.ComponentResourceOptions) {
         super("spot-availability:index:InterruptionHandling", name, {}, opts);
-        const afterTeardown = [args.handlerLaunchedInstances];
 
         this.deadLetterQueue = new aws.sqs.Queue(`${name}-dlq`, {
             messageRetentionSeconds: 14 * 24 * 3600,
@@ -284,7 +286,20 @@ export class InterruptionHandling extends pulumi.ComponentResource {
             codePathOptions: { extraExcludePackages: [...RUNTIME_PROVIDED_PACKAGES] },
             // Runs once per container: the handler (and its SDK clients) are built once, not per batch.
             callbackFactory: () => createHandler(settings.get()),
-        }, { parent: this, dependsOn: [policy, ...afterTeardown] });
+        }, { parent: this, dependsOn: [policy] });
+
+        this.deploy = new FleetDeploy(`${name}-deploy`, {
+            settings,
+            role,
+            logGroup: this.logGroup,
+            runtimeProvided: [...RUNTIME_PROVIDED_PACKAGES],
+            runtime: LAMBDA_RUNTIME,
+            policy,
+            fleetUses: args.fleetUses,
+        }, { parent: this });
+        // Whatever can launch goes first at `pulumi destroy`, then the deploy terminates the fleet:
+        // the event source mapping and the rules depend on the invocation.
+        const afterFleet = [this.deploy.invocation];
 
         this.eventSourceMapping = new aws.lambda.EventSourceMapping(name, {
             eventSourceArn: this.eventQueue.arn,
@@ -294,7 +309,7 @@ export class InterruptionHandling extends pulumi.ComponentResource {
             scalingConfig: { maximumConcurrency: EVENT_BATCHING.maximumConcurrency },
             // Only the messages the handler names as failed come back: https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html
             functionResponseTypes: ["ReportBatchItemFailures"],
-        }, { parent: this, dependsOn: [policy, ...afterTeardown] });
+        }, { parent: this, dependsOn: [policy, ...afterFleet] });
 
         const rules: [string, aws.cloudwatch.EventRule][] = [
             ...Object.entries(EVENT_PATTERNS).map(([kind, pattern]): [string, aws.cloudwatch.EventRule] => [
@@ -302,12 +317,12 @@ export class InterruptionHandling extends pulumi.ComponentResource {
                 new aws.cloudwatch.EventRule(`${name}-${kind}`, {
                     description: `${pattern["detail-type"][0]}: to the spot-availability handler's queue`,
                     eventPattern: JSON.stringify(pattern),
-                }, { parent: this, dependsOn: afterTeardown }),
+                }, { parent: this, dependsOn: afterFleet }),
             ]),
             ["reconcile", new aws.cloudwatch.EventRule(`${name}-reconcile`, {
                 description: "Reconcile every zone back to its instance count",
                 scheduleExpression: scheduleExpression(args.reconcileMinutes),
-            }, { parent: this, dependsOn: afterTeardown })],
+            }, { parent: this, dependsOn: afterFleet })],
         ];
         const queuePolicy = new aws.sqs.QueuePolicy(name, {
             queueUrl: this.eventQueue.url,
@@ -326,6 +341,7 @@ export class InterruptionHandling extends pulumi.ComponentResource {
             logGroupName: this.logGroup.name,
             eventQueueUrl: this.eventQueue.url,
             deadLetterQueueUrl: this.deadLetterQueue.url,
+            instances: this.deploy.instances,
         });
     }
 }

@@ -1,10 +1,12 @@
 import * as aws from "@pulumi/aws";
+import * as awsx from "@pulumi/awsx";
 import * as pulumi from "@pulumi/pulumi";
 import { ConfigError, NetworkSource } from "./config";
 
 /**
  * The network the service runs in: the user's subnets, or a VPC the stack creates with public
- * subnets only. No NAT gateways: one costs more per month than the instances it would serve.
+ * subnets only, as an `awsx.ec2.Vpc`. No NAT gateways: one costs more per month than the
+ * instances it would serve.
  */
 
 /** What the network will be, with every zone known before a resource is declared. */
@@ -86,9 +88,20 @@ export async function lookupNetwork(source: NetworkSource, region: string): Prom
     return { kind: "create", zones: resolveZones(source.zones, source.zoneCount, available.names, region) };
 }
 
-/** CIDR of the `index`-th public subnet of a stack-created VPC: /22 blocks of 10.0.0.0/16. */
-export function subnetCidr(index: number): string {
-    return `10.0.${index * 4}.0/22`;
+/** The stack-created VPC's address space, divided evenly between its zones' public subnets (awsx's "Auto" strategy). */
+export const VPC_CIDR = "10.0.0.0/16";
+
+/** The `awsx.ec2.Vpc` arguments of a stack-created network: public subnets in the given zones, no NAT gateway. */
+export function vpcArgs(zones: string[]): awsx.ec2.VpcArgs {
+    return {
+        cidrBlock: VPC_CIDR,
+        availabilityZoneNames: zones,
+        subnetStrategy: "Auto",
+        subnetSpecs: [{ type: "Public" }],
+        natGateways: { strategy: "None" },
+        enableDnsHostnames: true,
+        enableDnsSupport: true,
+    };
 }
 
 export interface NetworkArgs {
@@ -107,30 +120,10 @@ export class Network extends pulumi.ComponentResource {
             this.vpcId = pulumi.output(plan.vpcId);
             this.subnets = plan.subnets.map(({ zone, subnetId }) => ({ zone, subnetId: pulumi.output(subnetId) }));
         } else {
-            const vpc = new aws.ec2.Vpc(name, {
-                cidrBlock: "10.0.0.0/16",
-                enableDnsHostnames: true,
-                enableDnsSupport: true,
-                tags: { Name: name },
-            }, { parent: this });
-            const gateway = new aws.ec2.InternetGateway(name, { vpcId: vpc.id, tags: { Name: name } }, { parent: this });
-            const routes = new aws.ec2.RouteTable(`${name}-public`, {
-                vpcId: vpc.id,
-                routes: [{ cidrBlock: "0.0.0.0/0", gatewayId: gateway.id }],
-                tags: { Name: `${name}-public` },
-            }, { parent: this });
-            this.vpcId = vpc.id;
-            this.subnets = plan.zones.map((zone, index) => {
-                const subnet = new aws.ec2.Subnet(`${name}-${zone}`, {
-                    vpcId: vpc.id,
-                    availabilityZone: zone,
-                    cidrBlock: subnetCidr(index),
-                    mapPublicIpOnLaunch: true,
-                    tags: { Name: `${name}-${zone}` },
-                }, { parent: this });
-                new aws.ec2.RouteTableAssociation(`${name}-${zone}`, { subnetId: subnet.id, routeTableId: routes.id }, { parent: this });
-                return { zone, subnetId: subnet.id };
-            });
+            const vpc = new awsx.ec2.Vpc(name, vpcArgs(plan.zones), { parent: this });
+            this.vpcId = vpc.vpcId;
+            // awsx creates the subnets zone by zone in availabilityZoneNames' order, and lists them so.
+            this.subnets = plan.zones.map((zone, index) => ({ zone, subnetId: vpc.publicSubnetIds.apply((ids) => ids[index]) }));
         }
         this.registerOutputs({ vpcId: this.vpcId, subnets: this.subnets });
     }

@@ -2,13 +2,13 @@ import * as pulumi from "@pulumi/pulumi";
 import { HandlerSettings } from "../handler/settings";
 import { ServiceConfig } from "./config";
 import { AliasRecord, DomainCertificate, HostedDomain, lookupHostedZone } from "./dns";
-import { Drill, DrillScope } from "./drill";
-import { Instances, lookupImage, MachineImage } from "./instances";
+import { Drill } from "./drill";
+import { DrillScope, FleetSummary } from "./fleetSummary";
 import { InterruptionHandling } from "./interruptionHandling";
+import { InstanceLaunchTemplate, lookupImage, MachineImage } from "./launchTemplate";
 import { DEREGISTRATION_DELAY_SECONDS, HEALTH_CHECK, LoadBalancer } from "./loadBalancer";
 import { lookupNetwork, Network, NetworkPlan } from "./network";
 import { Operations } from "./operations";
-import { HandlerLaunchedInstances } from "./teardown";
 
 /** Validated config plus what had to be looked up in the account before declaring anything. */
 export interface SpotWebServiceArgs {
@@ -32,19 +32,6 @@ export async function resolveServiceArgs(config: ServiceConfig): Promise<SpotWeb
     return { config, network, image, domain };
 }
 
-/** What `npm run drill` and `npm run prices` need to know about a deployed stack. */
-export interface FleetSummary {
-    region: string;
-    /** The `spot-availability:stack` tag value every instance of the stack carries. */
-    stack: string;
-    /** Instances are named `<instanceName>-<zone letter>`. */
-    instanceName: string;
-    zones: string[];
-    instancesPerZone: number;
-    instanceTypes: string[];
-    spotProductDescription: string;
-}
-
 /**
  * A web application on spot instances, one or more per zone behind an Application Load
  * Balancer, kept at its count by a Lambda that answers interruption notices.
@@ -53,7 +40,7 @@ export class SpotWebService extends pulumi.ComponentResource {
     public readonly url: pulumi.Output<string>;
     public readonly albDnsName: pulumi.Output<string>;
     public readonly targetGroupArn: pulumi.Output<string>;
-    /** Logical name (`Prometheus-A`) → instance id, for the instances Pulumi declares. */
+    /** `Prometheus-A` (then `Prometheus-A-2` …) → instance id: the fleet as the last `pulumi up`'s deploy left it. */
     public readonly instances: pulumi.Output<Record<string, string>>;
     public readonly zones: string[];
     public readonly handlerName: pulumi.Output<string>;
@@ -81,23 +68,18 @@ export class SpotWebService extends pulumi.ComponentResource {
             new AliasRecord(`${name}-dns`, { domain, loadBalancer: loadBalancer.loadBalancer }, { parent: this });
         }
 
-        const instances = new Instances(`${name}-instances`, {
+        const instances = new InstanceLaunchTemplate(`${name}-instances`, {
             stack: config.stack,
-            region: config.region,
             instanceName: config.instanceName,
             instanceTypes: config.instanceTypes,
-            instancesPerZone: config.instancesPerZone,
-            subnets: network.subnets,
             vpcId: network.vpcId,
             image: args.image,
             keyName: config.keyName,
             sshCidr: config.sshCidr,
-            spotMaxPrice: config.spotMaxPrice,
             appPort: config.appPort,
             healthCheckPath: config.healthCheckPath,
             userData: config.userData,
             loadBalancerSecurityGroupId: loadBalancer.securityGroup.id,
-            targetGroupArn: loadBalancer.targetGroup.arn,
         }, { parent: this });
 
         const settings: pulumi.Output<Omit<HandlerSettings, "queueUrl">> = pulumi.output({
@@ -121,15 +103,8 @@ export class SpotWebService extends pulumi.ComponentResource {
             replaceOnRebalance: config.replaceOnRebalance,
             drainWhen: config.drainWhen,
         });
-        // Deleted after everything that can launch (which depends on it) and before the network,
-        // security groups and template it depends on: destroy then finds no stray instance in the way.
-        const handlerLaunched = new HandlerLaunchedInstances(`${name}-handler-launched`, {
-            stack: config.stack,
-            region: config.region,
-            profile: new pulumi.Config("aws").get("profile"),
-        }, { parent: this, dependsOn: [network, loadBalancer, instances] });
         const handling = new InterruptionHandling(`${name}-handler`, {
-            handlerLaunchedInstances: handlerLaunched,
+            fleetUses: [network, loadBalancer, instances],
             settings,
             launchTemplateArn: instances.launchTemplate.arn,
             securityGroupId: instances.securityGroup.id,
@@ -158,7 +133,7 @@ export class SpotWebService extends pulumi.ComponentResource {
         this.albDnsName = loadBalancer.loadBalancer.dnsName;
         this.url = domain === undefined ? pulumi.interpolate`http://${this.albDnsName}` : pulumi.output(`https://${domain.domainName}`);
         this.targetGroupArn = loadBalancer.targetGroup.arn;
-        this.instances = pulumi.output(Object.fromEntries(instances.instances.map(({ name: key, instance }) => [key, instance.id])));
+        this.instances = handling.deploy.instances;
         this.zones = network.subnets.map((subnet) => subnet.zone);
         this.handlerName = handling.function.name;
         this.logGroupName = handling.logGroup.name;

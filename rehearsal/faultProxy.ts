@@ -31,6 +31,8 @@ export class FaultProxy extends AwsProxy {
     spotPrices: Record<string, number | Record<string, number>> | undefined;
     /** Target health to report instead of moto's, by instance id. */
     targetHealth: Record<string, string> = {};
+    /** A new account without EC2 Spot's service-linked role: every spot launch is refused as AWS refuses it. */
+    spotRoleMissing = false;
 
     reset(): void {
         super.reset();
@@ -40,6 +42,7 @@ export class FaultProxy extends AwsProxy {
         this.failingRegistrations = 0;
         this.spotPrices = undefined;
         this.targetHealth = {};
+        this.spotRoleMissing = false;
     }
 
     protected async answer(call: RecordedCall, forward: () => Promise<Answer>): Promise<Answer> {
@@ -72,6 +75,9 @@ export class FaultProxy extends AwsProxy {
             const zone = this.subnetZones[params.SubnetId];
             const instanceType = params.InstanceType;
             const market = params["InstanceMarketOptions.MarketType"] === "spot" ? "spot" : "on-demand";
+            if (this.spotRoleMissing && market === "spot") {
+                return ec2Error(403, "AuthFailure.ServiceLinkedRoleCreationNotPermitted", "The provided credentials do not have permission to create the service-linked role for EC2 Spot Instances.");
+            }
             const fault = this.capacityFaults.find(
                 (f) => (f.zone === undefined || f.zone === zone) && (f.instanceType === undefined || f.instanceType === instanceType) && (f.market === undefined || f.market === market),
             );

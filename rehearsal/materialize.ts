@@ -7,43 +7,107 @@ import {
     CreateSubnetCommand,
     CreateVpcCommand,
     EC2Client,
-    RunInstancesCommand,
     _InstanceType,
 } from "@aws-sdk/client-ec2";
-import { CreateTargetGroupCommand, ElasticLoadBalancingV2Client, RegisterTargetsCommand } from "@aws-sdk/client-elastic-load-balancing-v2";
+import { CreateTargetGroupCommand, ElasticLoadBalancingV2Client } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { AddRoleToInstanceProfileCommand, CreateInstanceProfileCommand, CreateRoleCommand, IAMClient } from "@aws-sdk/client-iam";
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { CREDENTIALS, Emulator } from "./emulator";
-import { ACCOUNT_ID, Materializer, ProgramRun, REGION, ROOT } from "./program";
+import { DeclaredResource, ACCOUNT_ID, Materializer, ProgramRun, REGION, ROOT } from "./program";
 
 /**
  * Mocks that create the declared stack for real in moto: network, security group, instance role
- * and profile, launch template, target group, queues, the initial instances and their
- * attachments. Every id and ARN the program bakes into the Lambda then exists in the emulator.
+ * and profile, launch template, target group, queues; and the deploy invocation, which runs the
+ * deploy function's archive exactly as `pulumi up` would upload it, so the initial fleet is the
+ * handler's own launches. Every id and ARN the program bakes into the Lambda then exists in the
+ * emulator. Run the program again with the same stack and it is an update: what exists keeps its
+ * id, the functions get their new code, and an invocation whose input changed is invoked with
+ * `tf.action: "update"`, as the provider invokes it.
  */
 
-const toTags = (tags: Record<string, string> | undefined) => Object.entries(tags ?? {}).map(([Key, Value]) => ({ Key, Value }));
+/** The event path's function and the deploy's, as the program names them. */
+export type FunctionRole = "events" | "deploy";
 
-export function inMoto(emulator: Emulator, region = REGION): Materializer {
+/** The declared function of that role. */
+export function declaredFunction(run: ProgramRun, role: FunctionRole = "events"): DeclaredResource {
+    return run.one("aws:lambda/function:Function", role === "events" ? "-handler" : "-deploy");
+}
+
+/** The Lambda environment the emulator gives a function: region, credentials, the endpoint. */
+export function lambdaEnvironment(emulator: Emulator, region = REGION): Record<string, string> {
+    return { AWS_REGION: region, AWS_ENDPOINT_URL: emulator.endpoint, AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey };
+}
+
+export interface MotoStack {
+    materialize: Materializer;
+    /** `pulumi destroy`'s call of every deploy invocation: `tf.action: "delete"` with its last input. Resolves to the answers. */
+    destroy(): Promise<unknown[]>;
+    /** The deploy function's log lines, every invocation's, in order. */
+    deployLogs(): Record<string, any>[];
+}
+
+interface Created {
+    id: string;
+    state: Record<string, any>;
+    inputs: Record<string, any>;
+}
+
+export function inMoto(emulator: Emulator, region = REGION): MotoStack {
     const connection = { region, endpoint: emulator.motoEndpoint, credentials: CREDENTIALS };
     const ec2 = new EC2Client(connection);
     const elb = new ElasticLoadBalancingV2Client(connection);
     const iam = new IAMClient(connection);
     const sqs = new SQSClient(connection);
     const ec2Arn = (resource: string) => `arn:aws:ec2:${region}:${ACCOUNT_ID}:${resource}`;
+    const created = new Map<string, Created>();
+    const functions = new Map<string, LambdaHandler>();
+    /** One log per loaded deploy archive: each run of the program loads a new one. */
+    const deployLogBooks: Record<string, any>[][] = [];
+    const subnets = new Map<string, string>();
 
-    return async (type, name, inputs) => {
+    const invoke = async (functionName: string, input: string, action: "create" | "update" | "delete", previous?: string) => {
+        const handler = functions.get(functionName);
+        if (handler === undefined) {
+            throw new Error(`no function named ${functionName} was declared`);
+        }
+        return handler({ ...JSON.parse(input), tf: { action, prev_input: previous === undefined ? null : JSON.parse(previous) } });
+    };
+
+    const create = async (type: string, name: string, inputs: Record<string, any>, before: Created | undefined): Promise<{ id: string; state: Record<string, any> } | undefined> => {
         switch (type) {
-            case "aws:ec2/vpc:Vpc": {
-                const vpc = await ec2.send(new CreateVpcCommand({ CidrBlock: inputs.cidrBlock }));
-                return { id: vpc.Vpc?.VpcId as string, state: {} };
+            case "awsx:ec2:Vpc": {
+                // awsx's outputs, which is all a remote component shows: its VPC and one public subnet per zone.
+                const vpcId = before?.state.vpcId ?? (await ec2.send(new CreateVpcCommand({ CidrBlock: inputs.cidrBlock }))).Vpc?.VpcId as string;
+                const zones = inputs.availabilityZoneNames as string[];
+                for (const zone of zones.filter((z) => !subnets.has(z))) {
+                    const subnet = await ec2.send(new CreateSubnetCommand({ VpcId: vpcId, CidrBlock: `10.0.${subnets.size * 16}.0/20`, AvailabilityZone: zone }));
+                    subnets.set(zone, subnet.Subnet?.SubnetId as string);
+                    emulator.proxy.subnetZones[subnet.Subnet?.SubnetId as string] = zone;
+                }
+                return { id: `${name}-id`, state: { vpcId, publicSubnetIds: zones.map((zone) => subnets.get(zone)), privateSubnetIds: [], isolatedSubnetIds: [] } };
             }
-            case "aws:ec2/subnet:Subnet": {
-                const subnet = await ec2.send(new CreateSubnetCommand({ VpcId: inputs.vpcId, CidrBlock: inputs.cidrBlock, AvailabilityZone: inputs.availabilityZone }));
-                const id = subnet.Subnet?.SubnetId as string;
-                emulator.proxy.subnetZones[id] = inputs.availabilityZone;
-                return { id, state: { arn: ec2Arn(`subnet/${id}`) } };
+            case "aws:lambda/function:Function": {
+                // New code on every run: an update uploads the archive the changed settings make.
+                const { handler, logs } = await loadLambda(inputs.code, lambdaEnvironment(emulator, region));
+                functions.set(name, handler);
+                if (name.endsWith("-deploy")) {
+                    deployLogBooks.push(logs);
+                }
+                return { id: name, state: { arn: `arn:aws:lambda:${region}:${ACCOUNT_ID}:function:${name}`, name } };
             }
+            case "aws:lambda/invocation:Invocation": {
+                if (before !== undefined && before.inputs.input === inputs.input) {
+                    return before;
+                }
+                const answer = await invoke(inputs.functionName, inputs.input, before === undefined ? "create" : "update", before?.inputs.input);
+                return { id: `${name}-id`, state: { result: JSON.stringify(answer) } };
+            }
+        }
+        if (before !== undefined) {
+            // Everything else is updated in place: same id.
+            return before;
+        }
+        switch (type) {
             case "aws:ec2/securityGroup:SecurityGroup": {
                 const group = await ec2.send(new CreateSecurityGroupCommand({ GroupName: name, Description: inputs.description, VpcId: inputs.vpcId }));
                 return { id: group.GroupId as string, state: { arn: ec2Arn(`security-group/${group.GroupId}`) } };
@@ -86,35 +150,40 @@ export function inMoto(emulator: Emulator, region = REGION): Materializer {
                 const arn = group.TargetGroups?.[0].TargetGroupArn as string;
                 return { id: arn, state: { arn } };
             }
-            case "aws:ec2/instance:Instance": {
-                const launched = await ec2.send(new RunInstancesCommand({
-                    MinCount: 1,
-                    MaxCount: 1,
-                    LaunchTemplate: { LaunchTemplateId: inputs.launchTemplate.id, Version: inputs.launchTemplate.version },
-                    InstanceType: inputs.instanceType as _InstanceType,
-                    SubnetId: inputs.subnetId,
-                    InstanceMarketOptions: { MarketType: inputs.instanceMarketOptions.marketType },
-                    TagSpecifications: [{ ResourceType: "instance", Tags: toTags(inputs.tags) }],
-                }));
-                const id = launched.Instances?.[0].InstanceId as string;
-                return { id, state: { arn: ec2Arn(`instance/${id}`) } };
-            }
             case "aws:sqs/queue:Queue": {
                 // The handler sends its timers here; the event source mapping's reads are the rehearsal's to model.
                 const url = (await sqs.send(new CreateQueueCommand({ QueueName: name }))).QueueUrl as string;
                 const arn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["QueueArn"] }))).Attributes?.QueueArn as string;
                 return { id: url, state: { arn, name, url } };
             }
-            case "aws:lb/targetGroupAttachment:TargetGroupAttachment":
-                await elb.send(new RegisterTargetsCommand({ TargetGroupArn: inputs.targetGroupArn, Targets: [{ Id: inputs.targetId, Port: inputs.port }] }));
-                return { id: `${inputs.targetGroupArn}-${inputs.targetId}`, state: {} };
             default:
                 return undefined;
         }
     };
+
+    return {
+        deployLogs: () => deployLogBooks.flat(),
+        materialize: async (type, name, inputs) => {
+            const key = `${type}::${name}`;
+            const result = await create(type, name, inputs, created.get(key));
+            if (result !== undefined) {
+                created.set(key, { ...result, inputs });
+            }
+            return result;
+        },
+        destroy: async () => {
+            const answers: unknown[] = [];
+            for (const resource of created.values()) {
+                if ("result" in resource.state && typeof resource.inputs.functionName === "string") {
+                    answers.push(await invoke(resource.inputs.functionName, resource.inputs.input, "delete", resource.inputs.input));
+                }
+            }
+            return answers;
+        },
+    };
 }
 
-export type LambdaHandler = (event: unknown) => Promise<unknown>;
+export type LambdaHandler = (event: unknown, context?: unknown) => Promise<unknown>;
 
 /** The packages the Lambda runtime provides: the project's own SDK unless told otherwise. */
 export interface RuntimePackages {
@@ -124,12 +193,20 @@ export interface RuntimePackages {
 /** The SDK as an older nodejs22.x runtime ships it (December 2024 releases), installed by `npm run setup:runtime-sdk`. */
 export const RUNTIME_SDK_MODULES = path.join(ROOT, "tests", "runtime-sdk", "node_modules");
 
+/** A function's `code` input under mocks: the archive `pulumi up` would upload. */
+export type FunctionCode = { assets: Promise<Record<string, { text: Promise<string> }>> | Record<string, { text: Promise<string> }> };
+
+/** The code of a declared function: the event path's unless told otherwise. */
+export function functionCode(run: ProgramRun, role: FunctionRole = "events"): FunctionCode {
+    return declaredFunction(run, role).inputs.code;
+}
+
 /**
  * Writes the function's archive, exactly as it would be uploaded, to a new folder beside a
  * `node_modules` link that stands in for the packages the Lambda runtime provides (the SDK).
  */
-export async function writeArchive(run: ProgramRun, runtime: RuntimePackages = {}): Promise<{ dir: string; bytes: number }> {
-    const assets: Record<string, { text: Promise<string> }> = await run.one("aws:lambda/function:Function").inputs.code.assets;
+export async function writeArchive(code: FunctionCode, runtime: RuntimePackages = {}): Promise<{ dir: string; bytes: number }> {
+    const assets = await code.assets;
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "spot-lambda-"));
     let bytes = 0;
     for (const [file, asset] of Object.entries(assets)) {
@@ -142,8 +219,8 @@ export async function writeArchive(run: ProgramRun, runtime: RuntimePackages = {
 }
 
 /** The archive's handler, required as Lambda requires `__index.js`; the caller provides Lambda's environment. */
-export async function requireArchive(run: ProgramRun, runtime: RuntimePackages = {}): Promise<LambdaHandler> {
-    const { dir } = await writeArchive(run, runtime);
+export async function requireArchive(code: FunctionCode, runtime: RuntimePackages = {}): Promise<LambdaHandler> {
+    const { dir } = await writeArchive(code, runtime);
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     return (require(path.join(dir, "__index.js")) as { handler: LambdaHandler }).handler;
 }
@@ -153,7 +230,7 @@ export async function requireArchive(run: ProgramRun, runtime: RuntimePackages =
  * (`__index.handler`), with the environment Lambda would give it: credentials, region, and here
  * the emulator's endpoint. Log lines are collected as JSON.
  */
-export async function loadLambda(run: ProgramRun, environment: Record<string, string>, runtime: RuntimePackages = {}): Promise<{ handler: LambdaHandler; logs: Record<string, any>[]; metrics: Record<string, any>[] }> {
+export async function loadLambda(code: FunctionCode, environment: Record<string, string>, runtime: RuntimePackages = {}): Promise<{ handler: LambdaHandler; logs: Record<string, any>[]; metrics: Record<string, any>[] }> {
     const logs: Record<string, any>[] = [];
     const metrics: Record<string, any>[] = [];
     // Lambda's environment while the module loads and whenever it runs; the test's own afterwards.
@@ -172,6 +249,6 @@ export async function loadLambda(run: ProgramRun, environment: Record<string, st
             process.stdout.write = write;
         }
     };
-    const handler = await inLambda(() => requireArchive(run, runtime));
+    const handler = await inLambda(() => requireArchive(code, runtime));
     return { handler: (event) => inLambda(() => handler(event)), logs, metrics };
 }

@@ -2,6 +2,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { parse } from "yaml";
+import { fleetMemberName } from "../handler/tags";
 
 /**
  * Runs the Pulumi program under runtime mocks, as `pulumi up --stack <name>` would run it, and
@@ -86,16 +87,32 @@ function hex(seed: string, length: number): string {
 function computedState(type: string, name: string, inputs: Record<string, any>): { id: string; state: Record<string, any> } {
     const id = (prefix: string) => `${prefix}-${hex(name, 17)}`;
     switch (type) {
-        case "aws:ec2/vpc:Vpc":
-            return { id: id("vpc"), state: {} };
-        case "aws:ec2/subnet:Subnet":
-            return { id: id("subnet"), state: {} };
+        case "awsx:ec2:Vpc":
+            // A remote component: under mocks, its outputs are ours to return (no children appear).
+            return {
+                id: `${name}-id`,
+                state: {
+                    vpcId: id("vpc"),
+                    publicSubnetIds: (inputs.availabilityZoneNames as string[]).map((zone) => `subnet-${hex(`${name}-${zone}`, 17)}`),
+                    privateSubnetIds: [],
+                    isolatedSubnetIds: [],
+                },
+            };
+        case "aws:lambda/invocation:Invocation": {
+            // What the deploy answers: every zone's instances, named as the handler names them.
+            const desired = JSON.parse(inputs.input).desired as { instanceName: string; zones: string[]; instancesPerZone: number };
+            const instances: Record<string, string> = {};
+            for (const zone of desired.zones) {
+                for (let ordinal = 1; ordinal <= desired.instancesPerZone; ordinal++) {
+                    instances[fleetMemberName(`${desired.instanceName}-${zone.slice(-1).toUpperCase()}`, ordinal)] = `i-${hex(`${zone}-${ordinal}`, 17)}`;
+                }
+            }
+            return { id: `${name}-id`, state: { result: JSON.stringify({ instances }) } };
+        }
         case "aws:ec2/securityGroup:SecurityGroup":
             return { id: id("sg"), state: { arn: arn("ec2", `security-group/${id("sg")}`) } };
         case "aws:ec2/launchTemplate:LaunchTemplate":
             return { id: id("lt"), state: { arn: arn("ec2", `launch-template/${id("lt")}`), latestVersion: 1, defaultVersion: 1 } };
-        case "aws:ec2/instance:Instance":
-            return { id: id("i"), state: { arn: arn("ec2", `instance/${id("i")}`) } };
         case "aws:lb/loadBalancer:LoadBalancer":
             return {
                 id: arn("elasticloadbalancing", `loadbalancer/app/${name}/${hex(name, 16)}`),
@@ -209,9 +226,23 @@ export async function runProgram(options: RunOptions = {}, declared: DeclaredRes
         ...(stackName === null ? { "aws:region": REGION } : stackConfig(stackName)),
         ...Object.fromEntries(Object.entries(options.config ?? {}).map(([key, value]) => [key, configText(value)])),
     };
+    // A resource that fails to create fails the run, as it fails `pulumi up` (the mock monitor alone would leave the program waiting).
+    let failRun: (error: Error) => void = () => undefined;
+    let failed = false;
+    const creationFailed = new Promise<never>((_, reject) => (failRun = reject));
+    creationFailed.catch(() => undefined);
+    const create = async (args: pulumi.runtime.MockResourceArgs) => {
+        try {
+            return (await options.materialize?.(args.type, args.name, args.inputs)) ?? computedState(args.type, args.name, args.inputs);
+        } catch (error) {
+            failed = true;
+            failRun(new Error(`creating ${args.type} ${args.name} failed: ${(error as Error).message}`));
+            throw error;
+        }
+    };
     await pulumi.runtime.setMocks({
         newResource: async (args: pulumi.runtime.MockResourceArgs) => {
-            const { id, state } = (await options.materialize?.(args.type, args.name, args.inputs)) ?? computedState(args.type, args.name, args.inputs);
+            const { id, state } = await create(args);
             const resource = { type: args.type, name: args.name, id, inputs: args.inputs, state: { ...args.inputs, ...state }, dependsOn: dependencies.get(`${args.type}::${args.name}`) ?? [] };
             declared.push(resource);
             return { id, state: resource.state };
@@ -233,13 +264,16 @@ export async function runProgram(options: RunOptions = {}, declared: DeclaredRes
     const program: () => Promise<Record<string, pulumi.Output<unknown> | unknown>> = require("../index");
     const outputs: Record<string, any> = {};
     try {
-        const exported = await program();
+        const exported = await Promise.race([program(), creationFailed]);
         for (const [key, value] of Object.entries(exported)) {
-            outputs[key] = pulumi.Output.isInstance(value) ? await outputValue(value) : value;
+            outputs[key] = pulumi.Output.isInstance(value) ? await Promise.race([outputValue(value), creationFailed]) : value;
         }
     } finally {
-        // Lets registrations already under way reach the mock, so `declared` is complete.
-        await pulumi.runtime.disconnect();
+        // Lets registrations already under way reach the mock, so `declared` is complete. After a
+        // failed creation the resources that depend on it never finish registering (`pulumi up`
+        // stops there too), so the run does not wait for them.
+        const disconnected = pulumi.runtime.disconnect();
+        await (failed ? Promise.race([disconnected, new Promise((resolve) => setTimeout(resolve, 100))]) : disconnected);
     }
     return {
         resources: declared,
@@ -253,6 +287,12 @@ export async function runProgram(options: RunOptions = {}, declared: DeclaredRes
             return matches[0];
         },
     };
+}
+
+/** The stack-created VPC's public subnets by zone, as the `awsx.ec2.Vpc` answered. */
+export function subnetsByZone(run: ProgramRun): Record<string, string> {
+    const vpc = run.one("awsx:ec2:Vpc");
+    return Object.fromEntries((vpc.inputs.availabilityZoneNames as string[]).map((zone, index) => [zone, vpc.state.publicSubnetIds[index] as string]));
 }
 
 export function outputValue<T>(output: pulumi.Output<T>): Promise<T> {

@@ -11,15 +11,15 @@ import { DeclaredRule, declaredEventPath, DeliveredEvent, EventPath, EventRouter
 import { CREDENTIALS, useEmulator } from "./emulator";
 import { computeFigures, Figures } from "./figures";
 import { Ec2Signal, ModelledFleet } from "./fleet";
-import { inMoto, requireArchive } from "./materialize";
+import { functionCode, inMoto, requireArchive } from "./materialize";
 import { DEFAULT_MODEL, logNormal, Model } from "./model";
 import { AutoScalingGroup } from "./policies/asg";
 import { SEED_PATH, seedHandler } from "./policies/seed";
-import { ACCOUNT_ID, ProgramRun, runProgram } from "./program";
+import { ACCOUNT_ID, ProgramRun, runProgram, subnetsByZone } from "./program";
 import { ModelledQueue } from "./queue";
 import { Scenario, ScenarioName, SCENARIOS } from "./scenarios";
 import { PolicyName, Stage, StackFacts } from "./stage";
-import type { FleetSummary } from "../infra/service";
+import type { FleetSummary } from "../infra/fleetSummary";
 
 /**
  * One scenario under one policy on AWS's modelled clock: the dev stack materialised in moto, the
@@ -80,7 +80,7 @@ function declaredTargetGroup(run: ProgramRun): Partial<Model> {
 function stackFacts(run: ProgramRun): StackFacts {
     return {
         ...(run.outputs.fleet as FleetSummary),
-        subnetsByZone: Object.fromEntries(run.ofType("aws:ec2/subnet:Subnet").map((subnet) => [subnet.inputs.availabilityZone, subnet.id])),
+        subnetsByZone: subnetsByZone(run),
         launchTemplateId: run.one("aws:ec2/launchTemplate:LaunchTemplate").id,
         targetGroupArn: run.outputs.targetGroupArn,
     };
@@ -121,7 +121,7 @@ export async function rehearse(scenarioName: ScenarioName, policy: PolicyName, o
     const scenario = SCENARIOS[scenarioName];
     const emulator = await useEmulator();
     await emulator.reset();
-    const run = await runProgram({ config: scenarioConfig(scenario), materialize: inMoto(emulator, scenario.region) });
+    const run = await runProgram({ config: scenarioConfig(scenario), materialize: inMoto(emulator, scenario.region).materialize });
     const model: Model = { ...DEFAULT_MODEL, ...declaredTargetGroup(run), ...overrides };
     const clock = new VirtualClock(EPOCH_MS);
     const activity = new Activity();
@@ -234,7 +234,7 @@ export async function rehearse(scenarioName: ScenarioName, policy: PolicyName, o
     try {
         switch (policy) {
             case "project":
-                functions = [await deliver(declaredEventPath(run), await requireArchive(run))];
+                functions = [await deliver(declaredEventPath(run), await requireArchive(functionCode(run)))];
                 break;
             case "seed":
                 functions = [await deliver(SEED_PATH, seedHandler(stage))];

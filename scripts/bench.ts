@@ -4,7 +4,7 @@ import * as path from "path";
 import { TerminateInstancesCommand } from "@aws-sdk/client-ec2";
 import { TAG } from "../handler/tags";
 import { CREDENTIALS, Emulator, stopEmulator, useEmulator } from "../rehearsal/emulator";
-import { writeArchive } from "../rehearsal/materialize";
+import { functionCode, writeArchive } from "../rehearsal/materialize";
 import { runProgram } from "../rehearsal/program";
 import { comparisonTable } from "../rehearsal/report";
 import { rehearseAll } from "../rehearsal/rehearse";
@@ -124,7 +124,7 @@ async function rehearsal() {
 async function main(): Promise<void> {
     const emulator = await useEmulator();
     try {
-        const { bytes, dir } = await writeArchive(await runProgram());
+        const { bytes, dir } = await writeArchive(functionCode(await runProgram()));
         const coldLoad = await coldLoadMs(dir, emulator);
         const { callsToLaunch, p50, p95 } = await warnings(emulator);
         const stormResult = await storm(emulator);

@@ -1,7 +1,7 @@
 import * as assert from "assert";
 import { TerminateInstancesCommand } from "@aws-sdk/client-ec2";
 import { FisClient, GetExperimentCommand, ListExperimentResolvedTargetsCommand, StartExperimentCommand } from "@aws-sdk/client-fis";
-import { DRILL_TAG } from "../infra/drill";
+import { DRILL_TAG } from "../infra/fleetSummary";
 import { DeployedStack, parseStackOutputs, readDeployedStack } from "../tools/deployedStack";
 import { chooseTemplate, formatDrillReport, instanceIdsOf, parseDrillArgs, runDrill, Sample, summarizeDrill } from "../tools/drill";
 import { AuthorizationRequest, decide } from "./support/authorization";

@@ -6,8 +6,8 @@ import { PolicyDocument } from "../infra/interruptionHandling";
 import { AuthorizationRequest, authorizationRequests, decide, publicParameterArn, StackFacts } from "./support/authorization";
 import { instanceTags, TAG } from "../handler/tags";
 import { CREDENTIALS, Emulator, useEmulator } from "../rehearsal/emulator";
-import { inMoto, loadLambda } from "../rehearsal/materialize";
-import { ProgramRun, REGION, runProgram } from "../rehearsal/program";
+import { functionCode, inMoto, loadLambda } from "../rehearsal/materialize";
+import { ProgramRun, REGION, runProgram, subnetsByZone } from "../rehearsal/program";
 import { interruptionWarning, rebalanceRecommendation, scheduledEvent, sentMessages, sqsBatch, stateChange, tag } from "../rehearsal/world";
 import { BatchResponse } from "../handler";
 
@@ -32,7 +32,7 @@ describe("the uploaded archive, on the dev stack materialised in moto", () => {
     });
     beforeEach(async () => {
         await emulator.reset();
-        run = await runProgram({ materialize: inMoto(emulator) });
+        run = await runProgram({ materialize: inMoto(emulator).materialize });
         emulator.proxy.calls.length = 0;
     });
 
@@ -56,7 +56,7 @@ describe("the uploaded archive, on the dev stack materialised in moto", () => {
             MinCount: 1,
             MaxCount: 1,
             LaunchTemplate: { LaunchTemplateId: run.one("aws:ec2/launchTemplate:LaunchTemplate").id, Version: "$Default" },
-            SubnetId: run.one("aws:ec2/subnet:Subnet", zone).id,
+            SubnetId: subnetsByZone(run)[zone],
             InstanceMarketOptions: { MarketType: "spot" },
             TagSpecifications: [{
                 ResourceType: "instance",
@@ -73,7 +73,7 @@ describe("the uploaded archive, on the dev stack materialised in moto", () => {
 
     /** The archive's handler, handed SQS batches as the event source mapping hands them. */
     async function archiveHandler(environment = lambdaEnvironment()) {
-        const { handler } = await loadLambda(run, environment);
+        const { handler } = await loadLambda(functionCode(run), environment);
         return (...events: unknown[]) => handler(sqsBatch(...events)) as Promise<BatchResponse>;
     }
 
@@ -97,7 +97,7 @@ describe("the uploaded archive, on the dev stack materialised in moto", () => {
         assert.strictEqual(tag(replacement, TAG.zone), "us-east-2b");
         assert.strictEqual(tag(replacement, TAG.replaces), doomed);
         assert.strictEqual(replacement.InstanceLifecycle, "spot");
-        assert.strictEqual(replacement.SubnetId, run.one("aws:ec2/subnet:Subnet", "us-east-2b").id);
+        assert.strictEqual(replacement.SubnetId, subnetsByZone(run)["us-east-2b"]);
         assert.strictEqual(tag(replacement, "aws:ec2launchtemplate:id"), run.one("aws:ec2/launchTemplate:LaunchTemplate").id);
         assert.ok((await registered()).includes(doomed), "the old one serves on meanwhile");
 
@@ -139,7 +139,7 @@ describe("the uploaded archive, on the dev stack materialised in moto", () => {
             ec2 = new EC2Client({ region: REGION, endpoint: emulator.motoEndpoint, credentials: admin });
             elb = new ElasticLoadBalancingV2Client({ region: REGION, endpoint: emulator.motoEndpoint, credentials: admin });
             await emulator.enforceIam();
-            return loadLambda(run, { ...lambdaEnvironment(), ...handlerKeys });
+            return loadLambda(functionCode(run), { ...lambdaEnvironment(), ...handlerKeys });
         }
 
         afterEach(() => {
@@ -250,7 +250,8 @@ describe("the uploaded archive, on the dev stack materialised in moto", () => {
     describe("a zone outage", () => {
         it("restores capacity in the remaining zones, balanced, without duplicates, and gives zone B back once it recovers", async () => {
             await emulator.reset();
-            run = await runProgram({ config: { "spot-availability:instancesPerZone": 2 }, materialize: inMoto(emulator) });
+            run = await runProgram({ config: { "spot-availability:instancesPerZone": 2 }, materialize: inMoto(emulator).materialize });
+            emulator.proxy.calls.length = 0;
             const handle = await archiveHandler();
             const perZone = async () => {
                 const live = await stackInstances();
@@ -282,7 +283,7 @@ describe("the uploaded archive, on the dev stack materialised in moto", () => {
             await handle(scheduledEvent());
             assert.deepStrictEqual(await perZone(), [2, 2, 2]);
             const after = await stackInstances();
-            assert.ok(Object.values(run.outputs.instances).filter((id) => !zoneB.includes(id as string)).every((id) => after.some((i) => i.InstanceId === id)), "Pulumi's instances all stay");
+            assert.ok(Object.values(run.outputs.instances).filter((id) => !zoneB.includes(id as string)).every((id) => after.some((i) => i.InstanceId === id)), "the deploy's instances outside B all stay");
         });
     });
 });

@@ -5,8 +5,8 @@ import { HandlerSettings } from "../handler/settings";
 import { TAG } from "../handler/tags";
 import { PolicyDocument } from "../infra/interruptionHandling";
 import { CREDENTIALS, useEmulator } from "../rehearsal/emulator";
-import { inMoto, loadLambda, RUNTIME_SDK_MODULES } from "../rehearsal/materialize";
-import { ACCOUNT_ID, ProgramRun, runProgram } from "../rehearsal/program";
+import { declaredFunction, FunctionRole, functionCode, inMoto, loadLambda, RUNTIME_SDK_MODULES } from "../rehearsal/materialize";
+import { ACCOUNT_ID, ProgramRun, runProgram, subnetsByZone } from "../rehearsal/program";
 import { interruptionWarning, sqsBatch } from "../rehearsal/world";
 
 /**
@@ -14,10 +14,8 @@ import { interruptionWarning, sqsBatch } from "../rehearsal/world";
  * and the role it runs under.
  */
 
-const FUNCTION = "aws:lambda/function:Function";
-
-async function archiveOf(run: ProgramRun): Promise<Record<string, any>> {
-    return run.one(FUNCTION).inputs.code.assets;
+async function archiveOf(run: ProgramRun, role: FunctionRole = "events"): Promise<Record<string, any>> {
+    return functionCode(run, role).assets;
 }
 
 describe("the handler's packaging", () => {
@@ -26,17 +24,25 @@ describe("the handler's packaging", () => {
         run = await runProgram();
     });
 
-    it("uploads __index.js and leaves the AWS SDK and Pulumi out of the archive", async () => {
-        const paths = Object.keys(await archiveOf(run));
-        assert.ok(paths.includes("__index.js"), `archive holds ${paths.join(", ")}`);
-        assert.deepStrictEqual(paths.filter((p) => /node_modules\/@(aws-sdk|pulumi)\//.test(`${p}/`)), []);
+    for (const role of ["events", "deploy"] as const) {
+        it(`uploads __index.js and leaves the AWS SDK and Pulumi out of the ${role} function's archive`, async () => {
+            const paths = Object.keys(await archiveOf(run, role));
+            assert.ok(paths.includes("__index.js"), `archive holds ${paths.join(", ")}`);
+            assert.deepStrictEqual(paths.filter((p) => /node_modules\/@(aws-sdk|pulumi)\//.test(`${p}/`)), []);
+        });
+    }
+
+    it("builds the deploy function from the same code with Lambda's longest timeout, and leaves the event path's at 60 s", () => {
+        assert.strictEqual(declaredFunction(run, "deploy").inputs.timeout, 900);
+        assert.strictEqual(declaredFunction(run, "events").inputs.timeout, 60);
+        assert.strictEqual(declaredFunction(run, "deploy").inputs.role, declaredFunction(run, "events").inputs.role, "one role, one set of actions");
     });
 
     it("bakes the stack's names, ARNs and settings into the closure", async () => {
         const text: string = await (await archiveOf(run))["__index.js"].text;
         const targetGroupArn = run.one("aws:lb/targetGroup:TargetGroup").state.arn;
         const templateId = run.one("aws:ec2/launchTemplate:LaunchTemplate").id;
-        for (const expected of ["spot-availability/dev", targetGroupArn, templateId, "Prometheus", ...run.ofType("aws:ec2/subnet:Subnet").map((s) => s.id)]) {
+        for (const expected of ["spot-availability/dev", targetGroupArn, templateId, "Prometheus", ...Object.values(subnetsByZone(run))]) {
             assert.ok(text.includes(expected), `archive names ${expected}`);
         }
     });
@@ -45,10 +51,10 @@ describe("the handler's packaging", () => {
         const emulator = await useEmulator();
         await emulator.reset();
         // The stack exists (its target group, its queue) as `pulumi up` would leave it.
-        const deployed = await runProgram({ materialize: inMoto(emulator) });
+        const deployed = await runProgram({ materialize: inMoto(emulator).materialize });
         emulator.proxy.calls.length = 0;
         // What Lambda's environment would provide: credentials, and here the emulator's endpoint.
-        const { handler, logs } = await loadLambda(deployed, {
+        const { handler, logs } = await loadLambda(functionCode(deployed), {
             AWS_ENDPOINT_URL: emulator.endpoint,
             AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
             AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,

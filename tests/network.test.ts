@@ -1,5 +1,5 @@
 import * as assert from "assert";
-import { checkSubnets, resolveZones, subnetCidr } from "../infra/network";
+import { checkSubnets, resolveZones, vpcArgs } from "../infra/network";
 
 /** Zones and subnets: resolved and checked before anything is declared. */
 
@@ -40,8 +40,16 @@ describe("checkSubnets", () => {
     });
 });
 
-describe("subnetCidr", () => {
-    it("gives each zone its own /22 inside 10.0.0.0/16", () => {
-        assert.deepStrictEqual([0, 1, 2, 25].map(subnetCidr), ["10.0.0.0/22", "10.0.4.0/22", "10.0.8.0/22", "10.0.100.0/22"]);
+describe("the stack-created VPC, as awsx.ec2.Vpc arguments", () => {
+    it("spans the given zones with public subnets only, and no NAT gateway", () => {
+        assert.deepStrictEqual(vpcArgs(["us-east-2a", "us-east-2c"]), {
+            cidrBlock: "10.0.0.0/16",
+            availabilityZoneNames: ["us-east-2a", "us-east-2c"],
+            subnetStrategy: "Auto",
+            subnetSpecs: [{ type: "Public" }],
+            natGateways: { strategy: "None" },
+            enableDnsHostnames: true,
+            enableDnsSupport: true,
+        });
     });
 });

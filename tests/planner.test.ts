@@ -1,32 +1,14 @@
 import * as assert from "assert";
 import { HandlerEvent, QueuedEvent } from "../handler/events";
-import { ObservedInstance, Observation, PlannedAction } from "../handler/model";
+import { Observation, PlannedAction } from "../handler/model";
 import { chooseZones, countByZone, drainDeadline, launchAttempts, planBatch, reconcile } from "../handler/planner";
 import { HandlerSettings } from "../handler/settings";
+import { observedInstance, SETTINGS } from "./support/fixtures";
 
 /** The planner on plain data: every decision for a batch, without AWS. */
 
-const settings: HandlerSettings = {
-    stack: "spot-availability/test",
-    region: "us-east-2",
-    instanceName: "web",
-    instanceTypes: ["t3.micro", "t3a.micro"],
-    instancesPerZone: 1,
-    subnetsByZone: { "us-east-2a": "subnet-a", "us-east-2b": "subnet-b", "us-east-2c": "subnet-c" },
-    launchTemplateId: "lt-1",
-    launchTemplateVersion: "$Default",
-    targetGroupArn: "arn:tg",
-    targetGroup: { healthCheckIntervalSeconds: 5, healthyThreshold: 2, deregistrationDelaySeconds: 30 },
-    spotProductDescription: "Linux/UNIX",
-    onDemandFallback: true,
-    replaceOnRebalance: true,
-    drainWhen: "replacement-healthy",
-    queueUrl: "https://sqs.us-east-2.amazonaws.com/123456789012/events",
-};
-
-function instance(id: string, zone: string, extra: Partial<ObservedInstance> = {}): ObservedInstance {
-    return { id, zone: `us-east-2${zone}`, state: "running", instanceType: "t3.micro", market: "spot", launchedBy: "pulumi", launchTime: 0, ...extra };
-}
+const settings = SETTINGS;
+const instance = observedInstance;
 
 const fleet = [instance("i-a", "a"), instance("i-b", "b"), instance("i-c", "c")];
 const healthy = { "i-a": "healthy", "i-b": "healthy", "i-c": "healthy" } as const;

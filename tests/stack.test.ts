@@ -1,13 +1,13 @@
 import * as assert from "assert";
 import { DETAIL_TYPE } from "../handler/events";
-import { TAG } from "../handler/tags";
 import { DEREGISTRATION_DELAY_SECONDS } from "../infra/loadBalancer";
-import { ProgramRun, REGION_ZONES, runProgram } from "../rehearsal/program";
+import { functionCode } from "../rehearsal/materialize";
+import { ProgramRun, REGION_ZONES, runProgram, subnetsByZone } from "../rehearsal/program";
 
 /** The dev stack (`Pulumi.dev.yaml`) and its variants, declared under Pulumi's runtime mocks. */
 
 const INSTANCE = "aws:ec2/instance:Instance";
-const SUBNET = "aws:ec2/subnet:Subnet";
+const INVOCATION = "aws:lambda/invocation:Invocation";
 const ATTACHMENT = "aws:lb/targetGroupAttachment:TargetGroupAttachment";
 const TARGET_GROUP = "aws:lb/targetGroup:TargetGroup";
 const LISTENER = "aws:lb/listener:Listener";
@@ -26,39 +26,24 @@ describe("the dev stack", () => {
         run = await runProgram();
     });
 
-    it("declares one spot instance per zone, in that zone's subnet, named Prometheus-A/B/C and tagged per SPEC", () => {
-        const instances = run.ofType(INSTANCE);
-        assert.deepStrictEqual(instances.map((i) => i.name).sort(), ["Prometheus-A", "Prometheus-B", "Prometheus-C"]);
-        for (const [index, zone] of REGION_ZONES.entries()) {
-            const instance = run.one(INSTANCE, `Prometheus-${"ABC"[index]}`);
-            const subnet = run.one(SUBNET, zone);
-            assert.strictEqual(subnet.inputs.availabilityZone, zone);
-            assert.strictEqual(instance.inputs.subnetId, subnet.id);
-            assert.deepStrictEqual(instance.inputs.tags, {
-                [TAG.name]: `Prometheus-${"ABC"[index]}`,
-                [TAG.stack]: "spot-availability/dev",
-                [TAG.zone]: zone,
-                [TAG.launchedBy]: "pulumi",
-            });
-            assert.strictEqual(instance.inputs.instanceMarketOptions.marketType, "spot");
-            assert.strictEqual(instance.inputs.instanceMarketOptions.spotOptions.maxPrice, undefined, "no max price unless spotMaxPrice");
-            assert.strictEqual(instance.inputs.instanceType, "t3.micro");
-            assert.strictEqual(instance.inputs.launchTemplate.id, run.one("aws:ec2/launchTemplate:LaunchTemplate").id);
+    it("declares no instance: the deploy invocation launches the fleet, and the listener forwards to the target group", () => {
+        for (const type of [INSTANCE, ATTACHMENT, "pulumi-nodejs:dynamic:Resource"]) {
+            assert.deepStrictEqual(run.ofType(type), [], `no ${type}`);
         }
-    });
-
-    it("attaches every instance to the target group, and the listener forwards to it", () => {
+        const desired = JSON.parse(run.one(INVOCATION).inputs.input).desired;
+        assert.deepStrictEqual([desired.zones, desired.instancesPerZone, desired.instanceTypes], [REGION_ZONES, 1, ["t3.micro", "t3a.micro", "t2.micro"]]);
         const targetGroup = run.one(TARGET_GROUP);
-        const attached = run.ofType(ATTACHMENT).map((a) => {
-            assert.strictEqual(a.inputs.targetGroupArn, targetGroup.state.arn);
-            assert.strictEqual(a.inputs.port, 80);
-            return a.inputs.targetId;
-        });
-        assert.deepStrictEqual(attached.sort(), run.ofType(INSTANCE).map((i) => i.id).sort());
         const listener = run.one(LISTENER);
         assert.strictEqual(listener.inputs.port, 80);
         assert.deepStrictEqual(listener.inputs.defaultActions, [{ type: "forward", targetGroupArn: targetGroup.state.arn }]);
         assert.strictEqual(listener.inputs.loadBalancerArn, run.one(LOAD_BALANCER).state.arn);
+    });
+
+    it("bakes each zone's subnet and the spot settings into what the handler launches with", async () => {
+        const text: string = await (await functionCode(run, "deploy").assets)["__index.js"].text;
+        for (const [zone, subnetId] of Object.entries(subnetsByZone(run))) {
+            assert.ok(text.includes(zone) && text.includes(subnetId), `the deploy knows ${zone}'s subnet ${subnetId}`);
+        }
     });
 
     it("checks health every 5 s, healthy after 2, and drains well inside the two-minute warning", () => {
@@ -92,13 +77,13 @@ describe("the dev stack", () => {
         assert.deepStrictEqual(toAlb.map((rule) => [rule.inputs.fromPort, rule.inputs.cidrIpv4]).sort(), [[443, "0.0.0.0/0"], [80, "0.0.0.0/0"]]);
     });
 
-    it("creates a VPC with public subnets only and no NAT gateway", () => {
+    it("creates the VPC as an awsx.ec2.Vpc with public subnets only and no NAT gateway", () => {
+        const vpc = run.one("awsx:ec2:Vpc");
+        assert.deepStrictEqual(vpc.inputs.subnetSpecs, [{ type: "Public" }]);
+        assert.deepStrictEqual(vpc.inputs.natGateways, { strategy: "None" });
+        assert.deepStrictEqual(vpc.inputs.availabilityZoneNames, REGION_ZONES);
+        assert.strictEqual(run.one(TARGET_GROUP).inputs.vpcId, vpc.state.vpcId);
         assert.strictEqual(run.ofType("aws:ec2/natGateway:NatGateway").length, 0);
-        assert.strictEqual(run.ofType("aws:ec2/eip:Eip").length, 0);
-        assert.strictEqual(run.ofType("aws:ec2/vpc:Vpc").length, 1);
-        const routes = run.one("aws:ec2/routeTable:RouteTable");
-        assert.deepStrictEqual(routes.inputs.routes, [{ cidrBlock: "0.0.0.0/0", gatewayId: run.one("aws:ec2/internetGateway:InternetGateway").id }]);
-        assert.ok(run.ofType(SUBNET).every((subnet) => subnet.inputs.mapPublicIpOnLaunch === true));
     });
 
     it("declares no Route 53 resources and serves the ALB's name over HTTP", () => {
@@ -108,7 +93,7 @@ describe("the dev stack", () => {
     });
 
     it("exports url, albDnsName, targetGroupArn, instances, zones, handlerName, logGroupName, dashboardName and fleet", () => {
-        const fn = run.one(FUNCTION);
+        const fn = run.one(FUNCTION, "-handler");
         assert.deepStrictEqual(Object.keys(run.outputs).sort(), ["albDnsName", "dashboardName", "fleet", "handlerName", "instances", "logGroupName", "targetGroupArn", "url", "zones"]);
         assert.deepStrictEqual(run.outputs.fleet, {
             region: "us-east-2",
@@ -119,7 +104,8 @@ describe("the dev stack", () => {
             instanceTypes: ["t3.micro", "t3a.micro", "t2.micro"],
             spotProductDescription: "Linux/UNIX",
         });
-        assert.deepStrictEqual(run.outputs.instances, Object.fromEntries(run.ofType(INSTANCE).map((i) => [i.name, i.id])));
+        assert.deepStrictEqual(run.outputs.instances, JSON.parse(run.one(INVOCATION).state.result).instances, "the deploy invocation's answer");
+        assert.deepStrictEqual(Object.keys(run.outputs.instances), ["Prometheus-A", "Prometheus-B", "Prometheus-C"]);
         assert.deepStrictEqual(run.outputs.zones, REGION_ZONES);
         assert.strictEqual(run.outputs.targetGroupArn, run.one(TARGET_GROUP).state.arn);
         assert.strictEqual(run.outputs.handlerName, fn.state.name);
@@ -154,7 +140,7 @@ describe("the dev stack", () => {
     });
 
     it("hands the queue to the function in batches, and dead-letters a message after five failed receives", () => {
-        const fn = run.one(FUNCTION);
+        const fn = run.one(FUNCTION, "-handler");
         const queue = run.one(QUEUE, "-events");
         const mapping = run.one("aws:lambda/eventSourceMapping:EventSourceMapping");
         assert.strictEqual(mapping.inputs.eventSourceArn, queue.state.arn);
@@ -171,7 +157,7 @@ describe("the dev stack", () => {
     });
 
     it("runs the function on nodejs22.x, with no reserved concurrency, and a log group with retention", () => {
-        const fn = run.one(FUNCTION);
+        const fn = run.one(FUNCTION, "-handler");
         assert.strictEqual(fn.inputs.runtime, "nodejs22.x");
         assert.strictEqual(fn.inputs.handler, "__index.handler");
         assert.strictEqual(fn.inputs.reservedConcurrentExecutions, undefined, "a new account, whose quota is 10, cannot reserve any");
@@ -227,13 +213,10 @@ describe("a stack on existing subnets", () => {
                 "spot-availability:subnetIds": ["subnet-0bbbbbbbbbbbbbbb2", "subnet-0aaaaaaaaaaaaaaa1"],
             },
         });
-        assert.strictEqual(run.ofType("aws:ec2/vpc:Vpc").length, 0);
-        assert.strictEqual(run.ofType(SUBNET).length, 0);
+        assert.strictEqual(run.ofType("awsx:ec2:Vpc").length, 0);
         assert.deepStrictEqual(run.outputs.zones, ["us-east-2a", "us-east-2b"]);
-        assert.deepStrictEqual(
-            run.ofType(INSTANCE).map((i) => [i.name, i.inputs.subnetId]).sort(),
-            [["Prometheus-A", "subnet-0aaaaaaaaaaaaaaa1"], ["Prometheus-B", "subnet-0bbbbbbbbbbbbbbb2"]],
-        );
+        const deploy = await (await functionCode(run, "deploy").assets)["__index.js"].text;
+        assert.ok(deploy.includes('["us-east-2a"]: "subnet-0aaaaaaaaaaaaaaa1", ["us-east-2b"]: "subnet-0bbbbbbbbbbbbbbb2"'), "each zone's instances go to its subnet");
         assert.strictEqual(run.one(TARGET_GROUP).inputs.vpcId, "vpc-0123456789abcdef0");
     });
 
@@ -246,11 +229,12 @@ describe("a stack on existing subnets", () => {
                 "spot-availability:spotMaxPrice": "0.005",
             },
         });
-        assert.deepStrictEqual(run.ofType(INSTANCE).map((i) => i.name).sort(), [
+        assert.deepStrictEqual(Object.keys(run.outputs.instances).sort(), [
             "Prometheus-A", "Prometheus-A-2", "Prometheus-B", "Prometheus-B-2", "Prometheus-C", "Prometheus-C-2",
         ]);
-        assert.ok(run.ofType(INSTANCE).every((i) => i.inputs.tags.Name === i.name.slice(0, "Prometheus-A".length)));
-        assert.ok(run.ofType(INSTANCE).every((i) => i.inputs.instanceMarketOptions.spotOptions.maxPrice === "0.005"));
+        assert.strictEqual(JSON.parse(run.one(INVOCATION).inputs.input).desired.instancesPerZone, 2);
+        const deploy = await (await functionCode(run, "deploy").assets)["__index.js"].text;
+        assert.ok(deploy.includes('spotMaxPrice = "0.005"'), "launches carry the max price");
         const ssh = run.ofType(INGRESS).filter((rule) => rule.inputs.fromPort === 22);
         assert.deepStrictEqual(ssh.map((rule) => rule.inputs.cidrIpv4), ["203.0.113.7/32"]);
         assert.strictEqual(run.one("aws:ec2/launchTemplate:LaunchTemplate").inputs.keyName, "ops");

@@ -1,6 +1,6 @@
 import { execFile } from "child_process";
 import { parseArgs } from "util";
-import type { FleetSummary } from "../infra/service";
+import type { FleetSummary } from "../infra/fleetSummary";
 
 /**
  * What the operator tools (`npm run drill`, `npm run prices`) know about a deployed stack: its

@@ -4,8 +4,8 @@ import { EC2Client } from "@aws-sdk/client-ec2";
 import { DescribeTargetHealthCommand, ElasticLoadBalancingV2Client } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { FisClient, GetExperimentCommand, ListExperimentResolvedTargetsCommand, StartExperimentCommand } from "@aws-sdk/client-fis";
 import { describeStackInstances } from "../handler/aws";
-import { FIS_ACTION, FIS_TARGET } from "../infra/drill";
-import type { FleetSummary } from "../infra/service";
+import { FIS_ACTION, FIS_TARGET } from "../infra/fleetSummary";
+import type { FleetSummary } from "../infra/fleetSummary";
 import { DeployedStack, parseOptions, UsageError } from "./deployedStack";
 
 /**

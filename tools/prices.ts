@@ -2,7 +2,7 @@ import { _InstanceType, EC2Client, paginateDescribeSpotPriceHistory } from "@aws
 import { GetProductsCommand, PricingClient } from "@aws-sdk/client-pricing";
 import { describeStackInstances } from "../handler/aws";
 import { ObservedInstance } from "../handler/model";
-import type { FleetSummary } from "../infra/service";
+import type { FleetSummary } from "../infra/fleetSummary";
 import { parseOptions } from "./deployedStack";
 
 /**

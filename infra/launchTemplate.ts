@@ -1,12 +1,12 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { instanceTags, TAG } from "../handler/tags";
+import { TAG } from "../handler/tags";
 import { ConfigError } from "./config";
 
 /**
- * The instances' side: an instance role, a security group that admits only the load balancer,
- * one launch template shared by Pulumi's launches and the handler's, and the initial spot
- * instances, `instancesPerZone` per zone, attached to the target group.
+ * What every instance of the fleet is launched from: an instance role, a security group that
+ * admits only the load balancer, and one launch template. No instance is declared here: the
+ * handler owns the fleet, and the deploy invocation launches it (see fleetDeploy.ts).
  */
 
 /** SSM parameter of the latest Amazon Linux 2023 AMI for an architecture. */
@@ -41,11 +41,6 @@ export async function lookupImage(amiId: string | undefined, architecture: "x86_
         throw new ConfigError("amiId", `${amiId} is ${image.architecture} but instanceTypes are ${architecture}; allowed: an ${architecture} AMI`);
     }
     return { imageId: amiId, rootDeviceName: image.rootDeviceName };
-}
-
-/** Logical name of the n-th (from 1) instance of a zone: `Prometheus-A`, then `Prometheus-A-2`. */
-export function instanceResourceName(nameTag: string, ordinal: number): string {
-    return ordinal === 1 ? nameTag : `${nameTag}-${ordinal}`;
 }
 
 /**
@@ -88,43 +83,30 @@ systemctl enable --now spot-page.service
 `;
 }
 
-export interface InstancesArgs {
+export interface LaunchTemplateArgs {
     /** `<project>/<stack>`, the ownership tag value. */
     stack: string;
-    region: string;
     instanceName: string;
+    /** The first is the template's type; launches name their own. */
     instanceTypes: string[];
-    instancesPerZone: number;
-    /** One subnet per zone. */
-    subnets: { zone: string; subnetId: pulumi.Input<string> }[];
     vpcId: pulumi.Input<string>;
     image: MachineImage;
     keyName?: string;
     sshCidr?: string;
-    spotMaxPrice?: string;
     appPort: number;
     healthCheckPath: string;
     /** A user data script; undefined selects the built-in page. */
     userData?: string;
     loadBalancerSecurityGroupId: pulumi.Input<string>;
-    targetGroupArn: pulumi.Input<string>;
 }
 
-export interface DeclaredInstance {
-    /** Logical name, and key of the `instances` stack output. */
-    name: string;
-    zone: string;
-    instance: aws.ec2.Instance;
-}
-
-export class Instances extends pulumi.ComponentResource {
+export class InstanceLaunchTemplate extends pulumi.ComponentResource {
     public readonly role: aws.iam.Role;
     public readonly securityGroup: aws.ec2.SecurityGroup;
     public readonly launchTemplate: aws.ec2.LaunchTemplate;
-    public readonly instances: DeclaredInstance[];
 
-    constructor(name: string, args: InstancesArgs, opts?: pulumi.ComponentResourceOptions) {
-        super("spot-availability:index:Instances", name, {}, opts);
+    constructor(name: string, args: LaunchTemplateArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("spot-availability:index:InstanceLaunchTemplate", name, {}, opts);
 
         // Session Manager instead of open SSH: a shell needs no key, port or bastion.
         this.role = new aws.iam.Role(`${name}-instance`, {
@@ -194,44 +176,11 @@ export class Instances extends pulumi.ComponentResource {
                 ebs: { encrypted: "true", volumeType: "gp3", deleteOnTermination: "true" },
             }],
             tagSpecifications: [{ resourceType: "volume", tags: { [TAG.stack]: args.stack } }],
-            // Handler launches use the default version; each `pulumi up` that changes the template
-            // makes its new version the default.
+            // Launches use the default version; each `pulumi up` that changes the template makes its
+            // new version the default, which instances receive as they are replaced.
             updateDefaultVersion: true,
         }, { parent: this });
 
-        this.instances = [];
-        for (const { zone, subnetId } of args.subnets) {
-            const tags = instanceTags({ instanceName: args.instanceName, stack: args.stack, zone, region: args.region, launchedBy: "pulumi" });
-            for (let ordinal = 1; ordinal <= args.instancesPerZone; ordinal++) {
-                const resourceName = instanceResourceName(tags.Name, ordinal);
-                const instance = new aws.ec2.Instance(resourceName, {
-                    // "$Default" rather than a version number: a template change then reaches
-                    // instances as they are replaced, instead of replacing every zone at once.
-                    launchTemplate: { id: this.launchTemplate.id, version: "$Default" },
-                    instanceType: args.instanceTypes[0],
-                    subnetId,
-                    instanceMarketOptions: {
-                        marketType: "spot",
-                        spotOptions: {
-                            spotInstanceType: "one-time",
-                            instanceInterruptionBehavior: "terminate",
-                            maxPrice: args.spotMaxPrice,
-                        },
-                    },
-                    tags,
-                }, { parent: this });
-                new aws.lb.TargetGroupAttachment(resourceName, {
-                    targetGroupArn: args.targetGroupArn,
-                    targetId: instance.id,
-                    port: args.appPort,
-                }, { parent: this });
-                this.instances.push({ name: resourceName, zone, instance });
-            }
-        }
-
-        this.registerOutputs({
-            launchTemplateId: this.launchTemplate.id,
-            instances: Object.fromEntries(this.instances.map(({ name, instance }) => [name, instance.id])),
-        });
+        this.registerOutputs({ launchTemplateId: this.launchTemplate.id, securityGroupId: this.securityGroup.id });
     }
 }
