@@ -97,13 +97,17 @@ function digest(parts: string[]): string {
 
 /**
  * The instances above each zone's count that may retire: not superseded, not draining; on-demand
- * first (it costs most), then the newest.
+ * first (it costs most), then the newest. EC2's launch times have one-second resolution: within a
+ * second, an answer to an event goes before the deploy's baseline.
  */
 function extrasByPreference(live: ObservedInstance[], counts: Record<string, number>, settings: HandlerSettings, superseded: ReadonlySet<string>, targets: Observation["targets"]): ObservedInstance[] {
     return Object.entries(counts).flatMap(([zone, count]) =>
         live
             .filter((i) => i.zone === zone && !superseded.has(i.id) && targets[i.id] !== "draining")
-            .sort((a, b) => Number(b.market === "on-demand") - Number(a.market === "on-demand") || b.launchTime - a.launchTime)
+            .sort((a, b) =>
+                Number(b.market === "on-demand") - Number(a.market === "on-demand") ||
+                b.launchTime - a.launchTime ||
+                Number(b.launchedBy === "handler") - Number(a.launchedBy === "handler"))
             .slice(0, Math.max(0, count - settings.instancesPerZone)));
 }
 

@@ -52,10 +52,18 @@ export function builtInUserData(appPort: number, healthCheckPath: string): strin
     return `#!/bin/bash
 # spot-availability built-in page: which instance, zone and market answered.
 set -euo pipefail
+# IMDSv2 (the launch template requires tokens); a failure names what could not be read.
 imds() {
-  local token
-  token=$(curl -sf -X PUT http://169.254.169.254/latest/api/token -H "X-aws-ec2-metadata-token-ttl-seconds: 60")
-  curl -sf -H "X-aws-ec2-metadata-token: $token" "http://169.254.169.254/latest/meta-data/$1"
+  local token value
+  if ! token=$(curl -sSf -X PUT http://169.254.169.254/latest/api/token -H "X-aws-ec2-metadata-token-ttl-seconds: 60" 2>&1); then
+    echo "spot-availability: cannot get an IMDSv2 token from http://169.254.169.254: $token" >&2
+    exit 1
+  fi
+  if ! value=$(curl -sSf -H "X-aws-ec2-metadata-token: $token" "http://169.254.169.254/latest/meta-data/$1" 2>&1); then
+    echo "spot-availability: cannot read instance metadata $1: $value" >&2
+    exit 1
+  fi
+  echo "$value"
 }
 instance_id=$(imds instance-id)
 zone=$(imds placement/availability-zone)

@@ -68,7 +68,7 @@ export function scheduleSeconds(expression: string): number {
 
 /** The event path the program declared: its function, rules, targets, queues and mappings. */
 export function declaredEventPath(run: ProgramRun): EventPath {
-    const fn = run.one("aws:lambda/function:Function");
+    const fn = run.one("aws:lambda/function:Function", "-handler");
     const targets = run.ofType("aws:cloudwatch/eventTarget:EventTarget");
     const rules = run.ofType("aws:cloudwatch/eventRule:EventRule").map((rule): DeclaredRule => ({
         name: rule.state.name,

@@ -194,10 +194,10 @@ describe("reconcile", () => {
         assert.deepStrictEqual(actions.map((a) => a.kind === "launch" ? `launch ${a.attempts[0].zone}` : a.kind), ["launch us-east-2c"]);
     });
 
-    it("trims the on-demand extra before a spot one, and never a Pulumi instance", () => {
-        const instances = [...fleet, instance("i-od", "b", { launchedBy: "handler", market: "on-demand", launchTime: 1 }), instance("i-p2", "c")];
-        const actions = reconcile({ instances, targets: { ...healthy, "i-od": "healthy", "i-p2": "healthy" } }, settings);
-        assert.deepStrictEqual(actions.map((a) => `${a.kind} ${"instanceId" in a ? a.instanceId : ""}`), ["drain i-od", "terminate i-od"]);
+    it("trims an on-demand extra first, then the newest, whoever launched it", () => {
+        const instances = [...fleet, instance("i-od", "b", { launchedBy: "handler", market: "on-demand", launchTime: 1 }), instance("i-c2", "c", { launchTime: 2 })];
+        const actions = reconcile({ instances, targets: { ...healthy, "i-od": "healthy", "i-c2": "healthy" } }, settings);
+        assert.deepStrictEqual(actions.map((a) => `${a.kind} ${"instanceId" in a ? a.instanceId : ""}`), ["drain i-od", "terminate i-od", "drain i-c2", "terminate i-c2"]);
     });
 
     it("during a zone outage tries only the empty zone, never growing the fleet elsewhere", () => {

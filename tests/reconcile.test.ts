@@ -38,17 +38,15 @@ describe("the reconcile schedule", () => {
         assert.deepStrictEqual(await zonesOf(), ["us-east-2a", "us-east-2b", "us-east-2c"]);
     });
 
-    it("terminates extras the handler launched, never the instances Pulumi declared", async () => {
+    it("terminates the extras, the deploy's as well as the handler's, and keeps each zone's first instance", async () => {
         const handlerExtra = await world.launchOwned("us-east-2c", "handler");
-        const pulumiExtra = await world.launchOwned("us-east-2a", "pulumi");
+        const deployExtra = await world.launchOwned("us-east-2a", "pulumi");
         await world.handle(scheduledEvent());
         const live = (await world.instances()).map((i) => i.InstanceId);
         assert.ok(!live.includes(handlerExtra), "the handler's extra is gone");
-        assert.ok(live.includes(pulumiExtra), "Pulumi's extra stays: it is Pulumi's to remove");
-        for (const id of Object.values(world.declared)) {
-            assert.ok(live.includes(id));
-        }
-        assert.deepStrictEqual(emulator.proxy.callsTo("TerminateInstances").map((call) => call.params["InstanceId.1"]), [handlerExtra]);
+        assert.ok(!live.includes(deployExtra), "the deploy's extra is gone too: the handler owns every instance");
+        assert.deepStrictEqual(live.sort(), Object.values(world.declared).sort());
+        assert.deepStrictEqual(emulator.proxy.callsTo("TerminateInstances").map((call) => call.params["InstanceId.1"]).sort(), [handlerExtra, deployExtra].sort());
     });
 
     it("swaps an on-demand fallback back to spot once spot has capacity, then retires it when the spot one is healthy", async () => {

@@ -15,7 +15,7 @@ describe("the event path the rehearsal delivers through", () => {
     it("is read from the program: every rule and its queue, the mapping, the function's timeout, the schedule", async () => {
         const run = await runProgram();
         const path = declaredEventPath(run);
-        const fn = run.one("aws:lambda/function:Function");
+        const fn = run.one("aws:lambda/function:Function", "-handler");
         const queue = run.one("aws:sqs/queue:Queue", "-events");
         const mapping = run.one("aws:lambda/eventSourceMapping:EventSourceMapping").inputs;
         assert.strictEqual(path.functionArn, fn.state.arn);
