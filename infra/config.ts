@@ -160,225 +160,271 @@ export interface ConfigContext {
     readFile: (path: string) => string;
 }
 
-export function parseConfig(raw: RawConfig, context: ConfigContext): ServiceConfig {
-    if (!context.region) {
+/*
+ * One rule per function, the way awsx validates a VPC's arguments: each takes the key's value as
+ * read (absent keys already defaulted) and returns it checked, or throws a ConfigError that names
+ * the key and what is allowed.
+ */
+
+/** A YAML list of strings, as Pulumi hands it over: JSON text. */
+export function readStringList(key: ConfigKey, text: string): string[] {
+    let value: unknown;
+    try {
+        value = JSON.parse(text);
+    } catch {
+        throw new ConfigError(key, `${JSON.stringify(text)} is not a list; allowed: a YAML list of strings`);
+    }
+    if (!Array.isArray(value) || !value.every((item) => typeof item === "string")) {
+        throw new ConfigError(key, `${text} is not a list of strings; allowed: a YAML list of strings`);
+    }
+    return value;
+}
+
+export function readInteger(key: ConfigKey, text: string, min: number, max: number): number {
+    const value = Number(text);
+    if (!/^-?\d+$/.test(text.trim()) || value < min || value > max) {
+        throw new ConfigError(key, `${JSON.stringify(text)} is not allowed; allowed: a whole number from ${min} to ${max}`);
+    }
+    return value;
+}
+
+export function readBoolean(key: ConfigKey, text: string): boolean {
+    if (text !== "true" && text !== "false") {
+        throw new ConfigError(key, `${JSON.stringify(text)} is not allowed; allowed: true or false`);
+    }
+    return text === "true";
+}
+
+export function parseRegion(region: string | undefined): string {
+    if (!region) {
         throw new Error("Invalid configuration aws:region: not set; allowed: an AWS region such as us-east-2 (pulumi config set aws:region us-east-2)");
     }
-    const region = context.region;
+    return region;
+}
 
-    const string = (key: ConfigKey, fallback: string): string => raw[key] ?? fallback;
-    const stringArray = (key: ConfigKey, fallback: string[]): string[] => {
-        const text = raw[key];
-        if (text === undefined) {
-            return fallback;
-        }
-        let value: unknown;
-        try {
-            value = JSON.parse(text);
-        } catch {
-            throw new ConfigError(key, `${JSON.stringify(text)} is not a list; allowed: a YAML list of strings`);
-        }
-        if (!Array.isArray(value) || !value.every((item) => typeof item === "string")) {
-            throw new ConfigError(key, `${text} is not a list of strings; allowed: a YAML list of strings`);
-        }
-        return value;
-    };
-    const integer = (key: ConfigKey, fallback: number, min: number, max: number): number => {
-        const text = raw[key];
-        if (text === undefined) {
-            return fallback;
-        }
-        const value = Number(text);
-        if (!/^-?\d+$/.test(text.trim()) || value < min || value > max) {
-            throw new ConfigError(key, `${JSON.stringify(text)} is not allowed; allowed: a whole number from ${min} to ${max}`);
-        }
-        return value;
-    };
-    const boolean = (key: ConfigKey, fallback: boolean): boolean => {
-        const text = raw[key];
-        if (text === undefined) {
-            return fallback;
-        }
-        if (text !== "true" && text !== "false") {
-            throw new ConfigError(key, `${JSON.stringify(text)} is not allowed; allowed: true or false`);
-        }
-        return text === "true";
-    };
-    const optional = (value: string): string | undefined => (value === "" ? undefined : value);
-
-    const instanceName = string("instanceName", DEFAULTS.instanceName);
-    if (!INSTANCE_NAME.test(instanceName)) {
-        throw new ConfigError(
-            "instanceName",
-            `${JSON.stringify(instanceName)} is not allowed; allowed: 1 to 64 letters, digits and '-', not starting or ending with '-'`,
-        );
+export function parseInstanceName(value: string): string {
+    if (!INSTANCE_NAME.test(value)) {
+        throw new ConfigError("instanceName", `${JSON.stringify(value)} is not allowed; allowed: 1 to 64 letters, digits and '-', not starting or ending with '-'`);
     }
+    return value;
+}
 
-    const instanceTypes = stringArray("instanceTypes", DEFAULTS.instanceTypes);
-    if (instanceTypes.length === 0) {
+/** Preferred first, each a real type name, none twice, one architecture (they share one AMI). */
+export function parseInstanceTypes(types: string[]): { instanceTypes: string[]; architecture: "x86_64" | "arm64" } {
+    if (types.length === 0) {
         throw new ConfigError("instanceTypes", "the list is empty; allowed: one or more instance types, preferred first, e.g. [t3.micro, t3a.micro]");
     }
-    for (const type of instanceTypes) {
+    for (const type of types) {
         if (!INSTANCE_TYPE.test(type)) {
             throw new ConfigError("instanceTypes", `${JSON.stringify(type)} is not an instance type; allowed: names such as t3.micro or m7g.large`);
         }
     }
-    if (new Set(instanceTypes).size !== instanceTypes.length) {
-        throw new ConfigError("instanceTypes", `${JSON.stringify(instanceTypes)} lists a type twice; allowed: each type once`);
+    if (new Set(types).size !== types.length) {
+        throw new ConfigError("instanceTypes", `${JSON.stringify(types)} lists a type twice; allowed: each type once`);
     }
-    const architectures = new Set(instanceTypes.map(architectureOf));
-    if (architectures.size > 1) {
-        throw new ConfigError(
-            "instanceTypes",
-            `${JSON.stringify(instanceTypes)} mixes x86_64 and arm64 types, which cannot share one AMI; allowed: types of one architecture`,
-        );
+    if (new Set(types.map(architectureOf)).size > 1) {
+        throw new ConfigError("instanceTypes", `${JSON.stringify(types)} mixes x86_64 and arm64 types, which cannot share one AMI; allowed: types of one architecture`);
     }
-    const architecture = architectureOf(instanceTypes[0]);
+    return { instanceTypes: types, architecture: architectureOf(types[0]) };
+}
 
-    const spotProductDescription = string("spotProductDescription", DEFAULTS.spotProductDescription);
-    if (!SPOT_PRODUCT_DESCRIPTIONS.includes(spotProductDescription)) {
-        throw new ConfigError(
-            "spotProductDescription",
-            `${JSON.stringify(spotProductDescription)} is not allowed; allowed: ${SPOT_PRODUCT_DESCRIPTIONS.join(", ")}`,
-        );
+export function parseSpotProductDescription(value: string): string {
+    if (!SPOT_PRODUCT_DESCRIPTIONS.includes(value)) {
+        throw new ConfigError("spotProductDescription", `${JSON.stringify(value)} is not allowed; allowed: ${SPOT_PRODUCT_DESCRIPTIONS.join(", ")}`);
     }
+    return value;
+}
 
-    const amiId = string("amiId", DEFAULTS.amiId);
-    if (amiId !== "" && !AMI_ID.test(amiId)) {
-        throw new ConfigError("amiId", `${JSON.stringify(amiId)} is not allowed; allowed: an AMI id such as ami-0123456789abcdef0, or empty for the latest Amazon Linux 2023`);
+/** Empty selects the latest Amazon Linux 2023. */
+export function parseAmiId(value: string): string | undefined {
+    if (value !== "" && !AMI_ID.test(value)) {
+        throw new ConfigError("amiId", `${JSON.stringify(value)} is not allowed; allowed: an AMI id such as ami-0123456789abcdef0, or empty for the latest Amazon Linux 2023`);
     }
+    return optional(value);
+}
 
-    const keyName = optional(string("keyName", DEFAULTS.keyName));
-    if (keyName !== undefined && !KEY_NAME.test(keyName)) {
-        throw new ConfigError("keyName", `${JSON.stringify(keyName)} is not allowed; allowed: the name of an EC2 key pair (printable ASCII, up to 255 characters)`);
+export function parseKeyName(value: string): string | undefined {
+    if (value !== "" && !KEY_NAME.test(value)) {
+        throw new ConfigError("keyName", `${JSON.stringify(value)} is not allowed; allowed: the name of an EC2 key pair (printable ASCII, up to 255 characters)`);
     }
-    const sshCidr = optional(string("sshCidr", DEFAULTS.sshCidr));
-    if (sshCidr !== undefined) {
-        const match = CIDR_V4.exec(sshCidr);
-        if (!match || match.slice(1, 5).some((octet) => Number(octet) > 255) || Number(match[5]) > 32) {
-            throw new ConfigError("sshCidr", `${JSON.stringify(sshCidr)} is not allowed; allowed: an IPv4 CIDR block such as 203.0.113.7/32`);
-        }
-        if (keyName === undefined) {
-            throw new ConfigError("sshCidr", "is set but keyName is not; allowed: set keyName too, or leave sshCidr empty");
-        }
+    return optional(value);
+}
+
+/** SSH opens only with a key: a CIDR alone would open a port nobody can log in through. */
+export function parseSshCidr(value: string, keyName: string | undefined): string | undefined {
+    if (value === "") {
+        return undefined;
     }
-
-    const subnetIds = stringArray("subnetIds", DEFAULTS.subnetIds);
-    const zones = stringArray("zones", DEFAULTS.zones);
-    const zoneCountSet = raw.zoneCount !== undefined && Number(raw.zoneCount) !== DEFAULTS.zoneCount;
-    const zoneCount = integer("zoneCount", DEFAULTS.zoneCount, 2, 26);
-    let network: NetworkSource;
-    if (subnetIds.length > 0) {
-        if (zones.length > 0) {
-            throw new ConfigError("zones", "is set together with subnetIds; zones are read from the subnets; allowed: subnetIds or zones, not both");
-        }
-        if (zoneCountSet) {
-            throw new ConfigError("zoneCount", "is set together with subnetIds; zones are read from the subnets; allowed: subnetIds or zoneCount, not both");
-        }
-        for (const id of subnetIds) {
-            if (!SUBNET_ID.test(id)) {
-                throw new ConfigError("subnetIds", `${JSON.stringify(id)} is not a subnet id; allowed: ids such as subnet-0123456789abcdef0`);
-            }
-        }
-        if (new Set(subnetIds).size !== subnetIds.length) {
-            throw new ConfigError("subnetIds", `${JSON.stringify(subnetIds)} lists a subnet twice; allowed: each subnet once`);
-        }
-        if (subnetIds.length < 2) {
-            throw new ConfigError("subnetIds", "has one subnet; allowed: subnets in at least two zones (an Application Load Balancer needs two)");
-        }
-        network = { kind: "existing", subnetIds };
-    } else {
-        if (zones.length === 1) {
-            throw new ConfigError("zones", "has one zone; allowed: at least two zones (an Application Load Balancer needs two)");
-        }
-        for (const zone of zones) {
-            if (!ZONE_LETTER.test(zone) && !(zone.startsWith(region) && ZONE_LETTER.test(zone.slice(region.length)))) {
-                throw new ConfigError("zones", `${JSON.stringify(zone)} is not a zone of ${region}; allowed: zone letters such as a, b, c or names such as ${region}a`);
-            }
-        }
-        network = { kind: "create", zones, zoneCount };
+    const match = CIDR_V4.exec(value);
+    if (!match || match.slice(1, 5).some((octet) => Number(octet) > 255) || Number(match[5]) > 32) {
+        throw new ConfigError("sshCidr", `${JSON.stringify(value)} is not allowed; allowed: an IPv4 CIDR block such as 203.0.113.7/32`);
     }
-
-    const instancesPerZone = integer("instancesPerZone", DEFAULTS.instancesPerZone, 1, 20);
-
-    const spotMaxPrice = optional(string("spotMaxPrice", DEFAULTS.spotMaxPrice));
-    if (spotMaxPrice !== undefined && (!PRICE.test(spotMaxPrice) || Number(spotMaxPrice) <= 0)) {
-        throw new ConfigError("spotMaxPrice", `${JSON.stringify(spotMaxPrice)} is not allowed; allowed: a positive hourly price in USD such as 0.0104, or empty to let AWS cap at on-demand`);
+    if (keyName === undefined) {
+        throw new ConfigError("sshCidr", "is set but keyName is not; allowed: set keyName too, or leave sshCidr empty");
     }
+    return value;
+}
 
-    const appPort = integer("appPort", DEFAULTS.appPort, 1, 65535);
-    const healthCheckPath = string("healthCheckPath", DEFAULTS.healthCheckPath);
-    if (!/^\/[\x21-\x7e]{0,1023}$/.test(healthCheckPath)) {
-        throw new ConfigError("healthCheckPath", `${JSON.stringify(healthCheckPath)} is not allowed; allowed: a path starting with '/', without spaces, up to 1024 characters`);
-    }
-
-    const userDataFile = optional(string("userDataFile", DEFAULTS.userDataFile));
-    let userData: string | undefined;
-    if (userDataFile !== undefined) {
-        try {
-            userData = context.readFile(userDataFile);
-        } catch (error) {
-            throw new ConfigError("userDataFile", `${JSON.stringify(userDataFile)} cannot be read (${(error as Error).message}); allowed: a path to a readable script, relative to the project`);
-        }
-        if (userData.trim() === "") {
-            throw new ConfigError("userDataFile", `${JSON.stringify(userDataFile)} is empty; allowed: a script, or leave userDataFile empty for the built-in page`);
+export function parseSubnetIds(subnetIds: string[]): string[] {
+    for (const id of subnetIds) {
+        if (!SUBNET_ID.test(id)) {
+            throw new ConfigError("subnetIds", `${JSON.stringify(id)} is not a subnet id; allowed: ids such as subnet-0123456789abcdef0`);
         }
     }
-
-    const domainName = optional(string("domainName", DEFAULTS.domainName).toLowerCase());
-    const hostedZoneName = optional(string("hostedZoneName", DEFAULTS.hostedZoneName).toLowerCase().replace(/\.$/, ""));
-    let domain: DomainSettings | undefined;
-    if (domainName !== undefined) {
-        if (!isValidDomainName(domainName)) {
-            throw new ConfigError("domainName", `${JSON.stringify(domainName)} is not a domain name; allowed: a fully qualified name such as www.example.com`);
-        }
-        const zone = hostedZoneName ?? defaultHostedZone(domainName);
-        if (!isValidDomainName(zone)) {
-            throw new ConfigError("hostedZoneName", `${JSON.stringify(zone)} is not a domain name; allowed: the public hosted zone that holds domainName, such as example.com`);
-        }
-        if (domainName !== zone && !domainName.endsWith(`.${zone}`)) {
-            throw new ConfigError("hostedZoneName", `${zone} does not hold ${domainName}; allowed: domainName itself or one of its parent domains`);
-        }
-        domain = { domainName, hostedZoneName: zone };
-    } else if (hostedZoneName !== undefined) {
-        throw new ConfigError("hostedZoneName", "is set but domainName is not; allowed: set domainName too, or leave hostedZoneName empty");
+    if (new Set(subnetIds).size !== subnetIds.length) {
+        throw new ConfigError("subnetIds", `${JSON.stringify(subnetIds)} lists a subnet twice; allowed: each subnet once`);
     }
-
-    const reconcileMinutes = integer("reconcileMinutes", DEFAULTS.reconcileMinutes, 1, 60);
-    const logRetentionDays = integer("logRetentionDays", DEFAULTS.logRetentionDays, 1, 3653);
-    if (!LOG_RETENTION_DAYS.includes(logRetentionDays)) {
-        throw new ConfigError("logRetentionDays", `${logRetentionDays} is not allowed; allowed: ${LOG_RETENTION_DAYS.join(", ")}`);
+    if (subnetIds.length < 2) {
+        throw new ConfigError("subnetIds", "has one subnet; allowed: subnets in at least two zones (an Application Load Balancer needs two)");
     }
+    return subnetIds;
+}
 
-    const alarmTopicArn = optional(string("alarmTopicArn", DEFAULTS.alarmTopicArn));
-    if (alarmTopicArn !== undefined && !SNS_TOPIC_ARN.test(alarmTopicArn)) {
-        throw new ConfigError("alarmTopicArn", `${JSON.stringify(alarmTopicArn)} is not allowed; allowed: an SNS topic ARN such as arn:aws:sns:us-east-2:123456789012:ops, or empty for no notifications`);
+/** Zone letters or names of the region; at least two, since an ALB needs two. Checked against the region's zones later. */
+export function parseZones(zones: string[], region: string): string[] {
+    if (zones.length === 1) {
+        throw new ConfigError("zones", "has one zone; allowed: at least two zones (an Application Load Balancer needs two)");
     }
+    for (const zone of zones) {
+        if (!ZONE_LETTER.test(zone) && !(zone.startsWith(region) && ZONE_LETTER.test(zone.slice(region.length)))) {
+            throw new ConfigError("zones", `${JSON.stringify(zone)} is not a zone of ${region}; allowed: zone letters such as a, b, c or names such as ${region}a`);
+        }
+    }
+    return zones;
+}
 
+/** The user's subnets, or a VPC the stack creates: zones are never given twice. */
+export function parseNetworkSource(args: { subnetIds: string[]; zones: string[]; zoneCount: number; zoneCountSet: boolean; region: string }): NetworkSource {
+    if (args.subnetIds.length === 0) {
+        return { kind: "create", zones: parseZones(args.zones, args.region), zoneCount: args.zoneCount };
+    }
+    if (args.zones.length > 0) {
+        throw new ConfigError("zones", "is set together with subnetIds; zones are read from the subnets; allowed: subnetIds or zones, not both");
+    }
+    if (args.zoneCountSet) {
+        throw new ConfigError("zoneCount", "is set together with subnetIds; zones are read from the subnets; allowed: subnetIds or zoneCount, not both");
+    }
+    return { kind: "existing", subnetIds: parseSubnetIds(args.subnetIds) };
+}
+
+export function parseSpotMaxPrice(value: string): string | undefined {
+    if (value !== "" && (!PRICE.test(value) || Number(value) <= 0)) {
+        throw new ConfigError("spotMaxPrice", `${JSON.stringify(value)} is not allowed; allowed: a positive hourly price in USD such as 0.0104, or empty to let AWS cap at on-demand`);
+    }
+    return optional(value);
+}
+
+export function parseHealthCheckPath(value: string): string {
+    if (!/^\/[\x21-\x7e]{0,1023}$/.test(value)) {
+        throw new ConfigError("healthCheckPath", `${JSON.stringify(value)} is not allowed; allowed: a path starting with '/', without spaces, up to 1024 characters`);
+    }
+    return value;
+}
+
+/** The script at `userDataFile`; undefined (empty key) selects the built-in page. */
+export function parseUserDataFile(file: string, readFile: (path: string) => string): string | undefined {
+    if (file === "") {
+        return undefined;
+    }
+    let script: string;
+    try {
+        script = readFile(file);
+    } catch (error) {
+        throw new ConfigError("userDataFile", `${JSON.stringify(file)} cannot be read (${(error as Error).message}); allowed: a path to a readable script, relative to the project`);
+    }
+    if (script.trim() === "") {
+        throw new ConfigError("userDataFile", `${JSON.stringify(file)} is empty; allowed: a script, or leave userDataFile empty for the built-in page`);
+    }
+    return script;
+}
+
+/** `domainName` and the hosted zone that holds it (its parent unless `hostedZoneName` says otherwise). */
+export function parseDomain(domainName: string, hostedZoneName: string): DomainSettings | undefined {
+    const name = optional(domainName.toLowerCase());
+    const zoneName = optional(hostedZoneName.toLowerCase().replace(/\.$/, ""));
+    if (name === undefined) {
+        if (zoneName !== undefined) {
+            throw new ConfigError("hostedZoneName", "is set but domainName is not; allowed: set domainName too, or leave hostedZoneName empty");
+        }
+        return undefined;
+    }
+    if (!isValidDomainName(name)) {
+        throw new ConfigError("domainName", `${JSON.stringify(name)} is not a domain name; allowed: a fully qualified name such as www.example.com`);
+    }
+    const zone = zoneName ?? defaultHostedZone(name);
+    if (!isValidDomainName(zone)) {
+        throw new ConfigError("hostedZoneName", `${JSON.stringify(zone)} is not a domain name; allowed: the public hosted zone that holds domainName, such as example.com`);
+    }
+    if (name !== zone && !name.endsWith(`.${zone}`)) {
+        throw new ConfigError("hostedZoneName", `${zone} does not hold ${name}; allowed: domainName itself or one of its parent domains`);
+    }
+    return { domainName: name, hostedZoneName: zone };
+}
+
+export function parseLogRetentionDays(text: string): number {
+    const days = readInteger("logRetentionDays", text, 1, 3653);
+    if (!LOG_RETENTION_DAYS.includes(days)) {
+        throw new ConfigError("logRetentionDays", `${days} is not allowed; allowed: ${LOG_RETENTION_DAYS.join(", ")}`);
+    }
+    return days;
+}
+
+export function parseAlarmTopicArn(value: string): string | undefined {
+    if (value !== "" && !SNS_TOPIC_ARN.test(value)) {
+        throw new ConfigError("alarmTopicArn", `${JSON.stringify(value)} is not allowed; allowed: an SNS topic ARN such as arn:aws:sns:us-east-2:123456789012:ops, or empty for no notifications`);
+    }
+    return optional(value);
+}
+
+/** Allowed ranges of the whole-number keys (the README's config table shows them). */
+export const INTEGER_RANGES = {
+    zoneCount: [2, 26],
+    instancesPerZone: [1, 20],
+    appPort: [1, 65535],
+    reconcileMinutes: [1, 60],
+} as const satisfies Partial<Record<ConfigKey, readonly [number, number]>>;
+
+function optional(value: string): string | undefined {
+    return value === "" ? undefined : value;
+}
+
+/** Every key, defaulted and checked by its rule; the first rule broken stops the program. */
+export function parseConfig(raw: RawConfig, context: ConfigContext): ServiceConfig {
+    const region = parseRegion(context.region);
+    const text = (key: ConfigKey): string => raw[key] ?? String(DEFAULTS[key]);
+    const list = (key: "instanceTypes" | "subnetIds" | "zones"): string[] => (raw[key] === undefined ? DEFAULTS[key] : readStringList(key, raw[key] as string));
+    const integer = (key: keyof typeof INTEGER_RANGES): number => {
+        const [min, max] = INTEGER_RANGES[key];
+        return readInteger(key, text(key), min, max);
+    };
+
+    const { instanceTypes, architecture } = parseInstanceTypes(list("instanceTypes"));
+    const keyName = parseKeyName(text("keyName"));
+    const zoneCount = integer("zoneCount");
     return {
         stack: context.stack,
         region,
-        instanceName,
+        instanceName: parseInstanceName(text("instanceName")),
         instanceTypes,
         architecture,
-        spotProductDescription,
-        amiId: optional(amiId),
+        spotProductDescription: parseSpotProductDescription(text("spotProductDescription")),
+        amiId: parseAmiId(text("amiId")),
         keyName,
-        sshCidr,
-        network,
-        instancesPerZone,
-        spotMaxPrice,
-        onDemandFallback: boolean("onDemandFallback", DEFAULTS.onDemandFallback),
-        replaceOnRebalance: boolean("replaceOnRebalance", DEFAULTS.replaceOnRebalance),
-        drainWhen: parseDrainWhen(raw.drainWhen ?? DEFAULTS.drainWhen),
-        appPort,
-        healthCheckPath,
-        userData,
-        domain,
-        reconcileMinutes,
-        logRetentionDays,
-        alarmTopicArn,
-        drill: boolean("drill", DEFAULTS.drill),
+        sshCidr: parseSshCidr(text("sshCidr"), keyName),
+        network: parseNetworkSource({ subnetIds: list("subnetIds"), zones: list("zones"), zoneCount, zoneCountSet: zoneCount !== DEFAULTS.zoneCount, region }),
+        instancesPerZone: integer("instancesPerZone"),
+        spotMaxPrice: parseSpotMaxPrice(text("spotMaxPrice")),
+        onDemandFallback: readBoolean("onDemandFallback", text("onDemandFallback")),
+        replaceOnRebalance: readBoolean("replaceOnRebalance", text("replaceOnRebalance")),
+        drainWhen: parseDrainWhen(text("drainWhen")),
+        appPort: integer("appPort"),
+        healthCheckPath: parseHealthCheckPath(text("healthCheckPath")),
+        userData: parseUserDataFile(text("userDataFile"), context.readFile),
+        domain: parseDomain(text("domainName"), text("hostedZoneName")),
+        reconcileMinutes: integer("reconcileMinutes"),
+        logRetentionDays: parseLogRetentionDays(text("logRetentionDays")),
+        alarmTopicArn: parseAlarmTopicArn(text("alarmTopicArn")),
+        drill: readBoolean("drill", text("drill")),
     };
 }
 
