@@ -1,6 +1,7 @@
 import { EC2Client } from "@aws-sdk/client-ec2";
 import { ElasticLoadBalancingV2Client } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { FisClient } from "@aws-sdk/client-fis";
+import { runTool } from "../tools/cli";
 import { readDeployedStack } from "../tools/deployedStack";
 import { chooseTemplate, formatDrillReport, parseDrillArgs, runDrill } from "../tools/drill";
 
@@ -9,7 +10,7 @@ import { chooseTemplate, formatDrillReport, parseDrillArgs, runDrill } from "../
 /** AWS recommends checking for interruption notices every 5 s; the drill samples as often. */
 const SAMPLE_INTERVAL_MS = 5_000;
 
-async function main(): Promise<number> {
+runTool("drill", async () => {
     const options = parseDrillArgs(process.argv.slice(2));
     const deployed = await readDeployedStack(options.stack);
     const { scope, templateId } = chooseTemplate(deployed, options.zone);
@@ -34,14 +35,4 @@ async function main(): Promise<number> {
         return 1;
     }
     return 0;
-}
-
-main().then(
-    (code) => {
-        process.exitCode = code;
-    },
-    (error: Error) => {
-        console.error(`drill: ${error.message}`);
-        process.exitCode = 2;
-    },
-);
+});

@@ -2,6 +2,7 @@ import * as assert from "assert";
 import { TerminateInstancesCommand } from "@aws-sdk/client-ec2";
 import { FisClient, GetExperimentCommand, ListExperimentResolvedTargetsCommand, StartExperimentCommand } from "@aws-sdk/client-fis";
 import { DRILL_TAG } from "../infra/fleetSummary";
+import { HelpRequested } from "../tools/cli";
 import { DeployedStack, parseStackOutputs, readDeployedStack } from "../tools/deployedStack";
 import { chooseTemplate, formatDrillReport, instanceIdsOf, parseDrillArgs, runDrill, Sample, summarizeDrill } from "../tools/drill";
 import { AuthorizationRequest, decide } from "./support/authorization";
@@ -26,6 +27,7 @@ describe("the drill's command line", () => {
         ["a stack without a name", ["--stack"], /--stack <value>' argument missing; allowed: --stack, --zone, --timeout-minutes/],
         ["an unknown option", ["--stack", "dev", "--zones", "a"], /Unknown option '--zones'; allowed: --stack, --zone, --timeout-minutes/],
         ["a stray argument", ["dev"], /positional argument.*allowed: --stack/],
+        ["an unknown option, naming --help among those allowed", ["--stacks", "dev"], /allowed: --stack, --zone, --timeout-minutes, --help/],
         ["a timeout of 0", ["--stack", "dev", "--timeout-minutes", "0"], /--timeout-minutes "0" is not allowed; allowed: a whole number from 1 to 60/],
         ["a timeout in words", ["--stack", "dev", "--timeout-minutes", "ten"], /--timeout-minutes "ten" is not allowed/],
     ];
@@ -33,11 +35,19 @@ describe("the drill's command line", () => {
         it(`rejects ${what}`, () => assert.throws(() => parseDrillArgs(argv), message));
     }
 
-    it("picks the zone's template, or the one-instance template without a zone", () => {
+    it("asks for its usage with --help or -h, whatever else is given", () => {
+        for (const argv of [["--help"], ["-h"], ["--stack", "dev", "--help"]]) {
+            assert.throws(() => parseDrillArgs(argv), (error: Error) => error instanceof HelpRequested && /^npm run drill -- --stack <name> \[--zone <letter or zone>\]/.test(error.usage));
+        }
+    });
+
+    it("picks the zone's template, by letter or name, or the one-instance template without a zone", () => {
         const deployed: DeployedStack = { name: "dev", targetGroupArn: "arn:tg", fleet: FLEET, drillTemplates: TEMPLATES };
         assert.deepStrictEqual(chooseTemplate(deployed), { scope: "instance", templateId: "EXT-one" });
         assert.deepStrictEqual(chooseTemplate(deployed, "us-east-2c"), { scope: "us-east-2c", templateId: "EXT-c" });
-        assert.throws(() => chooseTemplate(deployed, "us-east-2d"), /--zone us-east-2d is not a zone of stack dev; allowed: us-east-2a, us-east-2b, us-east-2c/);
+        assert.deepStrictEqual(chooseTemplate(deployed, "b"), { scope: "us-east-2b", templateId: "EXT-b" });
+        assert.throws(() => chooseTemplate(deployed, "us-east-2d"), /--zone us-east-2d is not a zone of this stack; allowed: a \(us-east-2a\), b \(us-east-2b\), c \(us-east-2c\)/);
+        assert.throws(() => chooseTemplate(deployed, "d"), /--zone d is not a zone of this stack/);
     });
 
     it("says how to enable drills on a stack deployed without them", () => {

@@ -1,9 +1,8 @@
 import { execFile } from "child_process";
-import { parseArgs } from "util";
 import type { FleetSummary } from "../infra/fleetSummary";
 
 /**
- * What the operator tools (`npm run drill`, `npm run prices`) know about a deployed stack: its
+ * What the operator tools (`npm run drill`, `prices`, `status`) know about a deployed stack: its
  * outputs, as `pulumi stack output --json` prints them. Nothing is configured twice.
  */
 
@@ -17,30 +16,6 @@ export interface DeployedStack {
 
 /** Runs the Pulumi CLI with these arguments and resolves to its standard output. */
 export type PulumiCli = (args: string[]) => Promise<string>;
-
-export class UsageError extends Error {
-    constructor(message: string, usage: string) {
-        super(`${message}\nusage: ${usage}`);
-        this.name = "UsageError";
-    }
-}
-
-/** `--name value` options, every one a string; unknown options and stray arguments are errors. */
-export function parseOptions<R extends string, O extends string>(argv: string[], required: R[], optional: O[], usage: string): Record<R, string> & Partial<Record<O, string>> {
-    const known: string[] = [...required, ...optional];
-    let values: Record<string, string | boolean | undefined>;
-    try {
-        ({ values } = parseArgs({ args: argv, options: Object.fromEntries(known.map((name) => [name, { type: "string" as const }])), strict: true, allowPositionals: false }));
-    } catch (error) {
-        throw new UsageError(`${(error as Error).message}; allowed: ${known.map((name) => `--${name}`).join(", ")}`, usage);
-    }
-    for (const name of required) {
-        if (values[name] === undefined || values[name] === "") {
-            throw new UsageError(`--${name} is required`, usage);
-        }
-    }
-    return values as Record<R, string> & Partial<Record<O, string>>;
-}
 
 /** Checks the shape of `pulumi stack output --json` and names what is missing. */
 export function parseStackOutputs(name: string, json: string): DeployedStack {

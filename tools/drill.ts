@@ -6,7 +6,8 @@ import { FisClient, GetExperimentCommand, ListExperimentResolvedTargetsCommand, 
 import { describeStackInstances } from "../handler/aws";
 import { FIS_ACTION, FIS_TARGET } from "../infra/fleetSummary";
 import type { FleetSummary } from "../infra/fleetSummary";
-import { DeployedStack, parseOptions, UsageError } from "./deployedStack";
+import { parseOptions, resolveZone, UsageError } from "./cli";
+import { DeployedStack } from "./deployedStack";
 
 /**
  * `npm run drill`: starts the stack's FIS experiment, which sends a real spot interruption
@@ -15,7 +16,7 @@ import { DeployedStack, parseOptions, UsageError } from "./deployedStack";
  * configured count on the way.
  */
 
-export const DRILL_USAGE = "npm run drill -- --stack <name> [--zone <zone>] [--timeout-minutes <1-60>]";
+export const DRILL_USAGE = "npm run drill -- --stack <name> [--zone <letter or zone>] [--timeout-minutes <1-60>] [--help]\n  Interrupts one spot instance of the stack (or, with --zone, every one in that zone) through AWS FIS, and reports how its replacements won the race.";
 
 /** The notice FIS sends comes this long before the instance is interrupted. */
 export const NOTICE_MS = 120_000;
@@ -45,10 +46,10 @@ export function chooseTemplate(deployed: DeployedStack, zone?: string): { scope:
     if (templates === undefined) {
         throw new Error(`stack ${deployed.name} has no drill templates; enable them with \`pulumi config set spot-availability:drill true --stack ${deployed.name}\` and \`pulumi up --stack ${deployed.name}\``);
     }
-    const scope = zone ?? "instance";
+    const scope = zone === undefined ? "instance" : resolveZone(zone, deployed.fleet.region, deployed.fleet.zones);
     const templateId = templates[scope];
     if (templateId === undefined) {
-        throw new Error(`--zone ${zone} is not a zone of stack ${deployed.name}; allowed: ${deployed.fleet.zones.join(", ")}`);
+        throw new Error(`stack ${deployed.name} has no drill template for ${scope}; run \`pulumi up --stack ${deployed.name}\` to declare it`);
     }
     return { scope, templateId };
 }

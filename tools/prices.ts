@@ -3,7 +3,7 @@ import { GetProductsCommand, PricingClient } from "@aws-sdk/client-pricing";
 import { describeStackInstances } from "../handler/aws";
 import { ObservedInstance } from "../handler/model";
 import type { FleetSummary } from "../infra/fleetSummary";
-import { parseOptions } from "./deployedStack";
+import { parseOptions } from "./cli";
 
 /**
  * `npm run prices`: what the stack's fleet costs now. Current spot prices per zone and instance
@@ -11,7 +11,7 @@ import { parseOptions } from "./deployedStack";
  * against the same instances on demand.
  */
 
-export const PRICES_USAGE = "npm run prices -- --stack <name>";
+export const PRICES_USAGE = "npm run prices -- --stack <name> [--help]\n  Spot against on-demand prices for the stack's instance types in its zones, and what the fleet costs per month.";
 
 /** Hours in an average month (8,760 / 12), the unit AWS's own calculator uses. */
 export const HOURS_PER_MONTH = 730;
