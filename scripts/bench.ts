@@ -2,6 +2,7 @@ import { execFile } from "child_process";
 import { promisify } from "util";
 import * as path from "path";
 import { TerminateInstancesCommand } from "@aws-sdk/client-ec2";
+import Table from "cli-table3";
 import { TAG } from "../handler/tags";
 import { CREDENTIALS, Emulator, stopEmulator, useEmulator } from "../rehearsal/emulator";
 import { functionCode, writeArchive } from "../rehearsal/materialize";
@@ -121,16 +122,35 @@ async function rehearsal() {
     return { model: all.get(SCENARIO_NAMES[0])?.[0].model, scenarios };
 }
 
+/** The emulator's figures as a table, for people; the JSON line after it is for tools. */
+function emulatorTable(figures: { bytes: number; deployBytes: number; coldLoad: number; callsToLaunch: number; p50: number; p95: number; storm: Awaited<ReturnType<typeof storm>> }): string {
+    const table = new Table({ head: ["on the emulator", "value"], style: { head: [], border: [] } });
+    table.push(
+        ["event path archive", `${figures.bytes.toLocaleString("en-US")} bytes`],
+        ["deploy archive", `${figures.deployBytes.toLocaleString("en-US")} bytes`],
+        ["cold load (require + first event)", `${round(figures.coldLoad)} ms`],
+        ["AWS calls from warning to RunInstances", String(figures.callsToLaunch)],
+        ["handler per warning p50 / p95", `${figures.p50} / ${figures.p95} ms`],
+        [`storm: ${figures.storm.warnings} warnings over ${figures.storm.zones} zones`, `${figures.storm.invocations} invocations, ${figures.storm.awsCalls} calls, ${figures.storm.totalMs} ms, skew ${figures.storm.skew}, duplicates ${figures.storm.duplicates}`],
+    );
+    return table.toString();
+}
+
 async function main(): Promise<void> {
     const emulator = await useEmulator();
     try {
-        const { bytes, dir } = await writeArchive(functionCode(await runProgram()));
+        const program = await runProgram();
+        const { bytes, dir } = await writeArchive(functionCode(program));
+        const deployArchive = await writeArchive(functionCode(program, "deploy"));
         const coldLoad = await coldLoadMs(dir, emulator);
         const { callsToLaunch, p50, p95 } = await warnings(emulator);
         const stormResult = await storm(emulator);
         const rehearsed = await rehearsal();
+        console.log(emulatorTable({ bytes, deployBytes: deployArchive.bytes, coldLoad, callsToLaunch, p50, p95, storm: stormResult }));
+        // The machine-readable result: always the last line.
         console.log(JSON.stringify({
             archiveBytes: bytes,
+            deployArchiveBytes: deployArchive.bytes,
             coldLoadMs: round(coldLoad),
             callsToLaunch,
             warningMs: { p50, p95 },
