@@ -199,8 +199,8 @@ export function reconcile(observation: Observation, settings: HandlerSettings, c
     }
     // Capacity held in another zone (after an outage, say): try the short zone itself, and only it,
     // so a zone that still has no capacity never makes the fleet grow elsewhere. The new instance
-    // takes over the place of an extra the handler launched elsewhere, which is retired once the
-    // new one is healthy: nothing is trimmed in the meantime.
+    // takes over the place of an extra elsewhere, which is retired once the new one is healthy:
+    // nothing is trimmed in the meantime.
     const movable = extrasByPreference(live, counts, settings, superseded, targets);
     for (let slot = 0; slot < Math.min(below, above); slot++) {
         const [zone] = chooseZones(counts, observation.prices);
