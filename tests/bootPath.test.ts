@@ -65,10 +65,12 @@ async function get(urlPath: string): Promise<{ status: number; body: string }> {
 describe("the built-in user data, booted in a network namespace with an IMDSv2 stand-in", function () {
     this.timeout(60_000);
     let metadata: ChildProcess | undefined;
+    let created = false;
 
     beforeEach(async () => {
         try {
             await run("ip", ["netns", "add", NAMESPACE]);
+            created = true;
         } catch (error) {
             throw new Error(`the boot path test needs network namespaces (ip netns add, as root; CI runs as root): ${(error as { stderr?: string }).stderr?.trim() || (error as Error).message}`);
         }
@@ -78,6 +80,10 @@ describe("the built-in user data, booted in a network namespace with an IMDSv2 s
 
     afterEach(async () => {
         metadata?.kill();
+        if (!created) {
+            return;
+        }
+        created = false;
         // Everything the boot started (the application) runs in the namespace: stop it, then remove the namespace.
         const { stdout } = await run("ip", ["netns", "pids", NAMESPACE]).catch(() => ({ stdout: "" }));
         for (const pid of stdout.split("\n").filter(Boolean)) {
