@@ -257,18 +257,14 @@ export class StackFleet {
         await this.clients.elb.send(new RegisterTargetsCommand({ TargetGroupArn: this.settings.targetGroupArn, Targets: [{ Id: instanceId }] }));
     }
 
-    async terminate(instanceId: string): Promise<void> {
-        await this.clients.ec2.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] }));
+    /** One call, whether for a retired instance or the whole fleet at teardown. */
+    async terminate(instanceIds: string[]): Promise<void> {
+        await this.clients.ec2.send(new TerminateInstancesCommand({ InstanceIds: instanceIds }));
     }
 
     /** The stack's instances in the given states. */
     async instances(states: InstanceState[]): Promise<ObservedInstance[]> {
         return describeStackInstances(this.clients.ec2, this.settings.stack, states);
-    }
-
-    /** Terminates instances in one call (the deploy's teardown). */
-    async terminateAll(instanceIds: string[]): Promise<void> {
-        await this.clients.ec2.send(new TerminateInstancesCommand({ InstanceIds: instanceIds }));
     }
 
     /** The SDK's waiters, for the deploy path only: the event path never waits. */

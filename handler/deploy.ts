@@ -236,7 +236,7 @@ export function createDeployHandler(settings: HandlerSettings, dependencies: Dep
                 if (ids.length === 0) {
                     break;
                 }
-                await fleet.terminateAll(ids);
+                await fleet.terminate(ids);
                 await fleet.waitUntilTerminated(ids, limit());
                 terminated.push(...ids);
             }

@@ -119,7 +119,7 @@ export async function execute(actions: readonly PlannedAction[], fleet: StackFle
                 }
                 return false;
             case "terminate":
-                await fleet.terminate(action.instanceId);
+                await fleet.terminate([action.instanceId]);
                 report.log({ action: "terminate", instance: action.instanceId, reason: action.reason, result: "terminated" });
                 return false;
             case "launch":

@@ -16,6 +16,11 @@ const MOTO_SERVER = path.join(ROOT, ".venv", "bin", "moto_server");
 
 export const CREDENTIALS = { accessKeyId: "testing", secretAccessKey: "testing" };
 
+/** Client configuration straight to moto (not through the proxy): for setting up and asserting without being recorded. */
+export function motoConnection(emulator: Emulator, region: string) {
+    return { region, endpoint: emulator.motoEndpoint, credentials: CREDENTIALS };
+}
+
 export interface Emulator {
     /** moto itself. */
     motoEndpoint: string;

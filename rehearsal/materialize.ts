@@ -12,7 +12,7 @@ import {
 import { CreateTargetGroupCommand, ElasticLoadBalancingV2Client } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { AddRoleToInstanceProfileCommand, CreateInstanceProfileCommand, CreateRoleCommand, IAMClient } from "@aws-sdk/client-iam";
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from "@aws-sdk/client-sqs";
-import { CREDENTIALS, Emulator } from "./emulator";
+import { CREDENTIALS, Emulator, motoConnection } from "./emulator";
 import { DeclaredResource, ACCOUNT_ID, Materializer, ProgramRun, REGION, ROOT } from "./program";
 
 /**
@@ -53,7 +53,7 @@ interface Created {
 }
 
 export function inMoto(emulator: Emulator, region = REGION): MotoStack {
-    const connection = { region, endpoint: emulator.motoEndpoint, credentials: CREDENTIALS };
+    const connection = motoConnection(emulator, region);
     const ec2 = new EC2Client(connection);
     const elb = new ElasticLoadBalancingV2Client(connection);
     const iam = new IAMClient(connection);

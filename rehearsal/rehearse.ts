@@ -8,7 +8,7 @@ import { Activity, advance, seededRandom, VirtualClock } from "./clock";
 import { RecordedCall } from "./awsProxy";
 import { AWS_INTERNAL_ACCESS_KEY, ClockProxy } from "./clockProxy";
 import { DeclaredRule, declaredEventPath, DeliveredEvent, EventPath, EventRouter, FunctionModel, AsyncDelivery, QueueMapping } from "./delivery";
-import { CREDENTIALS, useEmulator } from "./emulator";
+import { CREDENTIALS, motoConnection, useEmulator } from "./emulator";
 import { computeFigures, Figures } from "./figures";
 import { Ec2Signal, ModelledFleet } from "./fleet";
 import { functionCode, inMoto, requireArchive } from "./materialize";
@@ -134,7 +134,7 @@ export async function rehearse(scenarioName: ScenarioName, policy: PolicyName, o
     proxy.targetGroupArn = stack.targetGroupArn;
 
     // The fleet `pulumi up` left: running and serving since before the scenario, in declared order per zone.
-    const direct = { region: scenario.region, endpoint: emulator.motoEndpoint, credentials: CREDENTIALS };
+    const direct = motoConnection(emulator, scenario.region);
     const described = new Map((await describeStackInstances(new EC2Client(direct), stack.stack)).map((instance) => [instance.id, instance]));
     const byZone: Record<string, string[]> = Object.fromEntries(stack.zones.map((zone) => [zone, []]));
     for (const id of Object.values(run.outputs.instances as Record<string, string>)) {

@@ -15,7 +15,7 @@ import { BatchResponse, createHandler } from "../handler";
 import { HandlerSettings } from "../handler/settings";
 import { instanceTags, TAG } from "../handler/tags";
 import { AwsProxy } from "./awsProxy";
-import { CREDENTIALS, Emulator, useEmulator } from "./emulator";
+import { CREDENTIALS, Emulator, motoConnection, useEmulator } from "./emulator";
 
 /**
  * A stack as `pulumi up` leaves it, built in moto with real SDK calls: VPC, one subnet per zone,
@@ -66,7 +66,7 @@ export async function buildWorld(emulator: Emulator, options: WorldOptions = {})
     const region = options.region ?? REGION;
     const zones = options.zones ?? ["a", "b", "c"].map((letter) => `${region}${letter}`);
     const perZone = options.instancesPerZone ?? 1;
-    const direct = { region, endpoint: emulator.motoEndpoint, credentials: CREDENTIALS };
+    const direct = motoConnection(emulator, region);
     const ec2 = new EC2Client(direct);
     const elb = new ElasticLoadBalancingV2Client(direct);
 

@@ -3,7 +3,7 @@ import { DescribeInstancesCommand, EC2Client, Instance, RunInstancesCommand } fr
 import { DescribeTargetHealthCommand, ElasticLoadBalancingV2Client } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { checkDesired, desiredFleet, fleetNames, parseDeployRequest, shortfall } from "../handler/deploy";
 import { TAG } from "../handler/tags";
-import { CREDENTIALS, Emulator, useEmulator } from "../rehearsal/emulator";
+import { Emulator, motoConnection, useEmulator } from "../rehearsal/emulator";
 import { inMoto, MotoStack } from "../rehearsal/materialize";
 import { ProgramRun, REGION, runProgram } from "../rehearsal/program";
 import { tag } from "../rehearsal/world";
@@ -28,7 +28,7 @@ describe("pulumi up and pulumi destroy, with the deploy invocation owning the fl
 
     before(async () => {
         emulator = await useEmulator();
-        const direct = { region: REGION, endpoint: emulator.motoEndpoint, credentials: CREDENTIALS };
+        const direct = motoConnection(emulator, REGION);
         ec2 = new EC2Client(direct);
         elb = new ElasticLoadBalancingV2Client(direct);
     });

@@ -5,7 +5,7 @@ import { CreateAccessKeyCommand, CreateUserCommand, IAMClient, PutUserPolicyComm
 import { PolicyDocument } from "../infra/interruptionHandling";
 import { AuthorizationRequest, authorizationRequests, decide, publicParameterArn, StackFacts } from "./support/authorization";
 import { instanceTags, TAG } from "../handler/tags";
-import { CREDENTIALS, Emulator, useEmulator } from "../rehearsal/emulator";
+import { CREDENTIALS, Emulator, motoConnection, useEmulator } from "../rehearsal/emulator";
 import { functionCode, inMoto, loadLambda } from "../rehearsal/materialize";
 import { ProgramRun, REGION, runProgram, subnetsByZone } from "../rehearsal/program";
 import { interruptionWarning, rebalanceRecommendation, scheduledEvent, sentMessages, sqsBatch, stateChange, tag } from "../rehearsal/world";
@@ -26,7 +26,7 @@ describe("the uploaded archive, on the dev stack materialised in moto", () => {
 
     before(async () => {
         emulator = await useEmulator();
-        const direct = { region: REGION, endpoint: emulator.motoEndpoint, credentials: CREDENTIALS };
+        const direct = motoConnection(emulator, REGION);
         ec2 = new EC2Client(direct);
         elb = new ElasticLoadBalancingV2Client(direct);
     });
