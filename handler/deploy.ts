@@ -182,10 +182,11 @@ export function createDeployHandler(settings: HandlerSettings, dependencies: Dep
             for (let round = 1; round <= MAX_ROUNDS; round++) {
                 const observation = await fleet.observe({ prices: true });
                 const actions = reconcile(observation, settings);
-                if (actions.length === 0 || fingerprint(observation) === previous) {
+                const seen = fingerprint(observation);
+                if (actions.length === 0 || seen === previous) {
                     break;
                 }
-                previous = fingerprint(observation);
+                previous = seen;
                 failures.length = 0;
                 const failed = await execute(actions.map((action) => ({ ...action, messageIds: [`round-${round}`] })), fleet, report, observation.spotPrices);
                 if (failed.size > 0) {
