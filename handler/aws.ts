@@ -352,7 +352,7 @@ export class StackFleet {
         const result = await this.clients.ec2.send(new RunInstancesCommand({
             MinCount: 1,
             MaxCount: 1,
-            LaunchTemplate: { LaunchTemplateId: settings.launchTemplateId, Version: settings.launchTemplateVersion },
+            LaunchTemplate: { LaunchTemplateId: settings.launchTemplateId, Version: "$Default" },
             InstanceType: attempt.instanceType as _InstanceType,
             SubnetId: settings.subnetsByZone[attempt.zone],
             ...(attempt.market === "spot"

@@ -3,6 +3,7 @@ import { describeError, execute, Report } from "./execute";
 import { metricLine } from "./metrics";
 import { isLive, Observation } from "./model";
 import { placesByZone, reconcile } from "./planner";
+import { checkDesired, deployError, parseDeployRequest } from "./deployRequest";
 import { HandlerSettings } from "./settings";
 import { fleetMemberName, instanceNameTag } from "./tags";
 
@@ -16,37 +17,10 @@ import { fleetMemberName, instanceNameTag } from "./tags";
  * it may wait: nothing races a two-minute clock here.
  */
 
-/** What the provider adds to the input with lifecycle scope CRUD: https://www.pulumi.com/registry/packages/aws/api-docs/lambda/invocation/ */
-export const DEPLOY_ACTIONS = ["create", "update", "delete"] as const;
-export type DeployAction = (typeof DEPLOY_ACTIONS)[number];
-
-/** The desired state the program declares: the invocation's input, so a change to it is an update. */
-export interface DesiredFleet {
-    instanceName: string;
-    zones: string[];
-    instancesPerZone: number;
-    instanceTypes: string[];
-    launchTemplateId: string;
-}
-
-export interface DeployRequest {
-    action: DeployAction;
-    desired: DesiredFleet;
-}
-
 export type DeployAnswer =
     /** The fleet as the deploy left it: `Prometheus-A` (then `Prometheus-A-2` …) → instance id. */
     | { instances: Record<string, string> }
     | { terminated: string[] };
-
-/**
- * A deploy that could not do what `pulumi up` or `pulumi destroy` asked: the invocation fails with
- * this message. A named Error, not a subclass: Pulumi serializes a class into the archive as a
- * function, whose `super(message)` sets no message.
- */
-export function deployError(message: string): Error {
-    return Object.assign(new Error(message), { name: "DeployError" });
-}
 
 /** Reconcile rounds at most: a create takes two (launch, register), a retype four. */
 const MAX_ROUNDS = 8;
@@ -57,41 +31,6 @@ const TEARDOWN_SWEEPS = 3;
 /** The longest any one wait may take, and what is kept back from Lambda's remaining time. */
 const MAX_WAIT_SECONDS = 300;
 const WAIT_MARGIN_SECONDS = 30;
-
-export function desiredFleet(settings: HandlerSettings): DesiredFleet {
-    return {
-        instanceName: settings.instanceName,
-        zones: Object.keys(settings.subnetsByZone).sort(),
-        instancesPerZone: settings.instancesPerZone,
-        instanceTypes: settings.instanceTypes,
-        launchTemplateId: settings.launchTemplateId,
-    };
-}
-
-/** The invocation's payload: `tf.action` from the provider, `desired` from the program. Anything else is an error. */
-export function parseDeployRequest(payload: unknown): DeployRequest {
-    const { tf, desired } = (payload ?? {}) as { tf?: { action?: unknown }; desired?: DesiredFleet };
-    const action = tf?.action;
-    if (typeof action !== "string" || !(DEPLOY_ACTIONS as readonly string[]).includes(action)) {
-        throw deployError(`not a deploy request: tf.action is ${JSON.stringify(action)}; expected one of ${DEPLOY_ACTIONS.join(", ")} (aws.lambda.Invocation with lifecycleScope CRUD)`);
-    }
-    if (typeof desired !== "object" || desired === null || !Array.isArray(desired.zones)) {
-        throw deployError("not a deploy request: the input has no desired fleet");
-    }
-    return { action: action as DeployAction, desired };
-}
-
-/**
- * The function runs the settings it was built with; the invocation says what `pulumi up` declared.
- * They differ only if the function's update has not taken effect: deploying then would converge
- * to the old settings.
- */
-export function checkDesired(desired: DesiredFleet, settings: HandlerSettings): void {
-    const built = desiredFleet(settings);
-    if (JSON.stringify(built) !== JSON.stringify(desired)) {
-        throw deployError(`the deploy function runs ${JSON.stringify(built)} but pulumi up declared ${JSON.stringify(desired)}; run pulumi up again once the function's update has taken effect`);
-    }
-}
 
 /** The instances holding each zone's places, named as the `instances` output names them: oldest first. */
 export function fleetNames(observation: Observation, settings: HandlerSettings): Record<string, string> {

@@ -14,6 +14,14 @@ export interface TargetGroupTiming {
     deregistrationDelaySeconds: number;
 }
 
+/** How a release rolls the fleet (an Auto Scaling group's instance refresh at minimum healthy 100 %). */
+export interface ReleaseSettings {
+    /** A zone's instances replaced at once, as a percentage of `instancesPerZone` (rounded up, at least one). */
+    batchPercent: number;
+    /** How long a new version's instance may take to become healthy before the release stops and rolls back. */
+    healthTimeoutSeconds: number;
+}
+
 export interface HandlerSettings {
     /** Value of the `spot-availability:stack` tag that marks this stack's instances. */
     stack: string;
@@ -25,7 +33,14 @@ export interface HandlerSettings {
     /** Subnet that holds each zone's instances, keyed by zone name. */
     subnetsByZone: Record<string, string>;
     launchTemplateId: string;
-    launchTemplateVersion: string;
+    /**
+     * The template's latest version: what `pulumi up` declared and the deploy releases. The event
+     * path launches the template's default version instead, the released one, which the deploy
+     * promotes only once the new version's first instances serve.
+     */
+    launchTemplateVersion: number;
+    /** The instances' security groups: in the deploy's input, so replacing one runs the deploy. */
+    securityGroupIds: string[];
     targetGroupArn: string;
     targetGroup: TargetGroupTiming;
     spotProductDescription: string;
@@ -34,6 +49,7 @@ export interface HandlerSettings {
     onDemandFallback: boolean;
     replaceOnRebalance: boolean;
     drainWhen: DrainWhen;
+    release: ReleaseSettings;
     /** The queue the handler reads its events from; its delayed messages to it are its timers. */
     queueUrl: string;
 }

@@ -1,6 +1,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { createDeployHandler, DeployAnswer, desiredFleet } from "../handler/deploy";
+import { createDeployHandler, DeployAnswer } from "../handler/deploy";
+import { desiredFleet } from "../handler/deployRequest";
 import { HandlerSettings } from "../handler/settings";
 
 /**

@@ -90,7 +90,8 @@ export class SpotWebService extends pulumi.ComponentResource {
             instancesPerZone: config.instancesPerZone,
             subnetsByZone: pulumi.all(subnetIds).apply((ids) => Object.fromEntries(ids.map((id, index) => [network.subnets[index].zone, id]))),
             launchTemplateId: instances.launchTemplate.id,
-            launchTemplateVersion: "$Default",
+            launchTemplateVersion: instances.launchTemplate.latestVersion,
+            securityGroupIds: [instances.securityGroup.id],
             targetGroupArn: loadBalancer.targetGroup.arn,
             targetGroup: {
                 healthCheckIntervalSeconds: HEALTH_CHECK.intervalSeconds,
@@ -102,6 +103,7 @@ export class SpotWebService extends pulumi.ComponentResource {
             onDemandFallback: config.onDemandFallback,
             replaceOnRebalance: config.replaceOnRebalance,
             drainWhen: config.drainWhen,
+            release: { batchPercent: 100, healthTimeoutSeconds: 300 },
         });
         const handling = new InterruptionHandling(`${name}-handler`, {
             fleetUses: [network, loadBalancer, instances],

@@ -1,7 +1,8 @@
 import * as assert from "assert";
 import { DescribeInstancesCommand, EC2Client, Instance, RunInstancesCommand } from "@aws-sdk/client-ec2";
 import { DescribeTargetHealthCommand, ElasticLoadBalancingV2Client } from "@aws-sdk/client-elastic-load-balancing-v2";
-import { checkDesired, desiredFleet, fleetNames, parseDeployRequest, shortfall } from "../handler/deploy";
+import { fleetNames, shortfall } from "../handler/deploy";
+import { checkDesired, desiredFleet, parseDeployRequest } from "../handler/deployRequest";
 import { TAG } from "../handler/tags";
 import { Emulator, motoConnection, useEmulator } from "../rehearsal/emulator";
 import { inMoto, MotoStack } from "../rehearsal/materialize";
