@@ -37,6 +37,36 @@ function sqsAnswer(status: number, body: Record<string, unknown>): Answer {
     return { status, body: JSON.stringify(body), contentType: "application/x-amz-json-1.0" };
 }
 
+/** The top-level `<item>`s of an XML list (`instancesSet`): each one's text, nested items included. */
+function listItems(xml: string, list: string): string[] {
+    const items: string[] = [];
+    const token = new RegExp(`<(/?)item>|</${list}>`, "g");
+    token.lastIndex = Math.max(0, xml.indexOf(`<${list}>`));
+    let depth = 0;
+    let from = 0;
+    for (let match = token.exec(xml); match !== null && match[0] !== `</${list}>`; match = token.exec(xml)) {
+        if (match[1] === "" && depth++ === 0) {
+            from = match.index;
+        } else if (match[1] === "/" && --depth === 0) {
+            items.push(xml.slice(from, token.lastIndex));
+        }
+    }
+    return items;
+}
+
+/**
+ * Each instance of a RunInstances answer with the launch template version it runs. moto resolves
+ * `$Default`, `$Latest` or a number against the template (whose versions, default included, it
+ * keeps: DescribeLaunchTemplates, CreateLaunchTemplateVersion and ModifyLaunchTemplate pass
+ * through) and tags the instance `aws:ec2launchtemplate:version`, as EC2 does.
+ */
+export function launchedVersions(body: string): { id: string; version: number }[] {
+    return listItems(body, "instancesSet").map((item) => ({
+        id: /<instanceId>(i-[0-9a-f]+)<\/instanceId>/.exec(item)?.[1] as string,
+        version: Number(/<key>aws:ec2launchtemplate:version<\/key>\s*<value>(\d+)<\/value>/.exec(item)?.[1] ?? 1),
+    }));
+}
+
 export class ClockProxy extends AwsProxy {
     /** Answers decided and waiting for their modelled latency to pass. */
     held = 0;
@@ -114,8 +144,8 @@ export class ClockProxy extends AwsProxy {
         }
         const answer = await this.idempotentRunInstances(params, forward);
         if (answer.status === 200) {
-            for (const [, id] of answer.body.matchAll(/<instanceId>(i-[0-9a-f]+)<\/instanceId>/g)) {
-                this.fleet.launch(id, pool);
+            for (const { id, version } of launchedVersions(answer.body)) {
+                this.fleet.launch(id, pool, version);
             }
         }
         return answer;

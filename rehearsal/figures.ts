@@ -20,6 +20,17 @@ export interface Figures {
     duplicates: number;
     /** Pending or running instances per zone when the scenario ends. */
     finalPerZone: Record<string, number>;
+    /** A scenario with a release: how rolling the fleet to the new version went. */
+    release?: ReleaseFigures;
+}
+
+export interface ReleaseFigures {
+    /** From the start of the release until every place runs the new version and no older instance is left (terminated); null if that never happened. */
+    durationS: number | null;
+    /** Instances launched from the start of the release on. */
+    launches: number;
+    /** Running instances above the count, integrated over the scenario from the release on: what launching before terminating costs. */
+    instanceSecondsBeyondCount: number;
 }
 
 export interface FigureInputs {
@@ -29,6 +40,8 @@ export interface FigureInputs {
     horizonS: number;
     invocations: number;
     awsCalls: number;
+    /** The release the scenario rolled out, if any: when it started and the version it released. */
+    release?: { atS: number; version: number };
 }
 
 const round = (seconds: number) => Math.round(seconds * 10) / 10;
@@ -64,7 +77,41 @@ function secondsWhile(changes: number[], from: number, to: number, holds: (at: n
     return total;
 }
 
-export function computeFigures({ fleet, zones, instancesPerZone, horizonS, invocations, awsCalls }: FigureInputs): Figures {
+/**
+ * The release's figures. Done once each zone holds its count of live new-version instances and
+ * every older instance has terminated; running (billed) instances above the count are the
+ * surge's cost.
+ */
+export function releaseFigures({ fleet, zones, instancesPerZone, horizonS, release }: FigureInputs & { release: { atS: number; version: number } }): ReleaseFigures {
+    const instances = [...fleet.instances.values()];
+    const older = instances.filter((i) => i.version < release.version);
+    // When each zone's count of the new version that is still there at the end first served.
+    const zoneServedAt = zones.map((zone) => instances
+        .filter((i) => i.zone === zone && i.version === release.version && isLive(fleet, i, horizonS))
+        .map((i) => fleet.firstHealthyAt(i.id) ?? Infinity)
+        .sort((a, b) => a - b)[instancesPerZone - 1] ?? Infinity);
+    const doneAt = Math.max(...zoneServedAt, ...older.map((i) => i.terminatedAt ?? Infinity));
+    const running = (at: number) => instances.filter((i) => fleet.stateAt(i.id, at) === "running").length;
+    const desired = zones.length * instancesPerZone;
+    return {
+        durationS: doneAt <= horizonS ? round(doneAt - release.atS) : null,
+        launches: instances.filter((i) => !i.initial && i.launchedAt >= release.atS).length,
+        instanceSecondsBeyondCount: round(secondsWeighted(fleet.changePoints(), release.atS, horizonS, (at) => Math.max(0, running(at) - desired))),
+    };
+}
+
+/** The integral of `value` over [from, to]; it can only change at the fleet's change points. */
+function secondsWeighted(changes: number[], from: number, to: number, value: (at: number) => number): number {
+    const points = pointsWithin(changes, from, to);
+    let total = 0;
+    for (let i = 0; i + 1 < points.length; i++) {
+        total += value((points[i] + points[i + 1]) / 2) * (points[i + 1] - points[i]);
+    }
+    return total;
+}
+
+export function computeFigures(inputs: FigureInputs): Figures {
+    const { fleet, zones, instancesPerZone, horizonS, invocations, awsCalls, release } = inputs;
     const instances = [...fleet.instances.values()];
     const changes = fleet.changePoints();
     const notices = instances.filter((i) => i.noticedAt !== undefined && i.noticedAt <= horizonS).map((i) => i.noticedAt as number).sort((a, b) => a - b);
@@ -108,5 +155,6 @@ export function computeFigures({ fleet, zones, instancesPerZone, horizonS, invoc
         awsCalls,
         duplicates,
         finalPerZone,
+        ...(release === undefined ? {} : { release: releaseFigures({ ...inputs, release }) }),
     };
 }

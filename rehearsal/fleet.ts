@@ -30,6 +30,8 @@ export interface ModelledInstance extends Pool {
     id: string;
     /** Part of the fleet before the scenario began: running and healthy since long ago. */
     initial: boolean;
+    /** The launch template version it runs (EC2's `aws:ec2launchtemplate:version` tag): which release of the application. */
+    version: number;
     launchedAt: number;
     runningAt: number;
     /** When the application first answers its health path. */
@@ -71,9 +73,9 @@ export class ModelledFleet {
         this.listeners.push(listener);
     }
 
-    /** An instance that was running and registered before the scenario began. */
-    adopt(id: string, pool: Pool): void {
-        this.instances.set(id, { id, ...pool, initial: true, launchedAt: -Infinity, runningAt: -Infinity, answersAt: -Infinity });
+    /** An instance that was running and registered before the scenario began (by default from the template's first version). */
+    adopt(id: string, pool: Pool, version = 1): void {
+        this.instances.set(id, { id, ...pool, initial: true, version, launchedAt: -Infinity, runningAt: -Infinity, answersAt: -Infinity });
         this.addRegistration({ instanceId: id, registeredAt: -Infinity });
     }
 
@@ -83,7 +85,7 @@ export class ModelledFleet {
     }
 
     /** A launch EC2 accepted now: pending for a modelled while, then running, then answering. */
-    launch(id: string, pool: Pool): ModelledInstance {
+    launch(id: string, pool: Pool, version = 1): ModelledInstance {
         const existing = this.instances.get(id);
         if (existing !== undefined) {
             // The same reservation again (a repeated ClientToken).
@@ -100,6 +102,7 @@ export class ModelledFleet {
             id,
             ...pool,
             initial: false,
+            version,
             launchedAt: now,
             runningAt,
             answersAt: runningAt + logNormal(this.model.bootS, this.model.bootSigma, random),

@@ -34,6 +34,7 @@ export interface Model {
     unhealthyThreshold: number;
     deregistrationDelayS: number;
     asgHealthCheckIntervalS: number;
+    asgInstanceWarmupS: number;
 }
 
 export const DEFAULT_MODEL: Model = {
@@ -66,6 +67,7 @@ export const DEFAULT_MODEL: Model = {
     unhealthyThreshold: 2,
     deregistrationDelayS: 300,
     asgHealthCheckIntervalS: 10,
+    asgInstanceWarmupS: 60,
 };
 
 export interface ParameterSource {
@@ -146,6 +148,10 @@ export const MODEL_SOURCES: Record<keyof Model, ParameterSource> = {
     asgHealthCheckIntervalS: {
         meaning: "how often an Auto Scaling group notices an instance that is no longer running",
         source: "AWS: replaced after the interruption 'and its health check fails', https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-capacity-rebalancing.html; assumption: 10 s",
+    },
+    asgInstanceWarmupS: {
+        meaning: "an instance refresh waits this long after a new instance enters InService (and passes its health checks) before it moves on",
+        source: "AWS: DefaultInstanceWarmup, 'recommended in all cases', else the health check grace period (300 s in the console), https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_RefreshPreferences.html; assumption: set to a minute, about the application's start",
     },
 };
 

@@ -11,12 +11,13 @@ import { DeclaredRule, declaredEventPath, DeliveredEvent, EventPath, EventRouter
 import { CREDENTIALS, motoConnection, useEmulator } from "./emulator";
 import { computeFigures, Figures } from "./figures";
 import { Ec2Signal, ModelledFleet } from "./fleet";
-import { functionCode, inMoto, requireArchive } from "./materialize";
+import { declaredFunction, functionCode, inMoto, requireArchive } from "./materialize";
 import { DEFAULT_MODEL, logNormal, Model } from "./model";
 import { AutoScalingGroup } from "./policies/asg";
 import { SEED_PATH, seedHandler } from "./policies/seed";
 import { ACCOUNT_ID, ProgramRun, runProgram, subnetsByZone } from "./program";
 import { ModelledQueue } from "./queue";
+import { createReleaseVersion, DeployOutcome, invokeDeploy, releasedArchive, releaseRequest } from "./release";
 import { Scenario, ScenarioName, SCENARIOS } from "./scenarios";
 import { PolicyName, Stage, StackFacts } from "./stage";
 import type { FleetSummary } from "../infra/fleetSummary";
@@ -47,8 +48,10 @@ export interface Rehearsal {
     figures: Figures;
     timeline: TimelineEntry[];
     serving: ServingPoint[];
-    /** When the first warning came. */
+    /** When the first warning came (the release started, in a release without warnings). */
     firstWarningAt: number;
+    /** The release scenario under the project: how the deploy's invocation ended. */
+    deploy?: DeployOutcome;
     /** The modelled fleet and target group as the scenario left them. */
     fleet: ModelledFleet;
     /** Every call made through the proxy, the policy's and AWS's own. */
@@ -117,8 +120,9 @@ function describeLogLine(line: string): string {
     }
 }
 
-export async function rehearse(scenarioName: ScenarioName, policy: PolicyName, overrides: Partial<Model> = {}): Promise<Rehearsal> {
-    const scenario = SCENARIOS[scenarioName];
+/** `scenario`: one of the named scenarios, or a variant of one (a smaller fleet, for a quick test). */
+export async function rehearse(scenarioOrName: ScenarioName | Scenario, policy: PolicyName, overrides: Partial<Model> = {}): Promise<Rehearsal> {
+    const scenario = typeof scenarioOrName === "string" ? SCENARIOS[scenarioOrName] : scenarioOrName;
     const emulator = await useEmulator();
     await emulator.reset();
     const run = await runProgram({ config: scenarioConfig(scenario), materialize: inMoto(emulator, scenario.region).materialize });
@@ -142,6 +146,9 @@ export async function rehearse(scenarioName: ScenarioName, policy: PolicyName, o
         fleet.adopt(id, { zone, instanceType, market });
         byZone[zone].push(id);
     }
+    // The release's template version exists before the scenario begins, as `pulumi up` made it; the policy rolls it out.
+    const release = scenario.release === undefined ? undefined : { atS: scenario.release.atS, version: await createReleaseVersion(new EC2Client(direct), stack.launchTemplateId) };
+    let deploy: DeployOutcome | undefined;
 
     const timeline: TimelineEntry[] = [];
     const log = (text: string) => timeline.push({ at: clock.now, text });
@@ -233,16 +240,33 @@ export async function rehearse(scenarioName: ScenarioName, policy: PolicyName, o
     let functions: FunctionModel[] = [];
     try {
         switch (policy) {
-            case "project":
-                functions = [await deliver(declaredEventPath(run), await requireArchive(functionCode(run)))];
+            case "project": {
+                let eventPath = await requireArchive(functionCode(run));
+                functions = [await deliver(declaredEventPath(run), (payload) => eventPath(payload))];
+                if (release !== undefined) {
+                    const [releasedEventPath, deployHandler] = await Promise.all([releasedArchive(functionCode(run), release.version), releasedArchive(functionCode(run, "deploy"), release.version)]);
+                    const invoke = async () => {
+                        eventPath = releasedEventPath;
+                        log(`pulumi up updates both functions and invokes the deploy: launch template version ${release.version}`);
+                        deploy = await invokeDeploy(clock, deployHandler, releaseRequest(run, release.version), declaredFunction(run, "deploy").inputs.timeout);
+                        log(`the deploy ${deploy.ok ? "answered" : "failed"}: ${deploy.detail}`);
+                    };
+                    clock.at(release.atS, () => spawn(invoke()));
+                }
                 break;
+            }
             case "seed":
                 functions = [await deliver(SEED_PATH, seedHandler(stage))];
                 break;
             case "asg":
-            case "asg-cr":
-                new AutoScalingGroup(stage, policy === "asg-cr").start();
+            case "asg-cr": {
+                const group = new AutoScalingGroup(stage, policy === "asg-cr");
+                group.start();
+                if (release !== undefined) {
+                    clock.at(release.atS, () => group.startInstanceRefresh(release.version));
+                }
                 break;
+            }
         }
         for (const notice of scenario.notices) {
             const id = instanceOf(notice);
@@ -285,6 +309,7 @@ export async function rehearse(scenarioName: ScenarioName, policy: PolicyName, o
         horizonS: scenario.horizonS,
         invocations: functions.reduce((sum, fn) => sum + fn.invocations.length, 0),
         awsCalls: proxy.calls.filter((call) => call.accessKeyId !== AWS_INTERNAL_ACCESS_KEY).length,
+        release,
     });
     for (const invocation of functions.flatMap((fn) => fn.invocations)) {
         if (invocation.cold) {
@@ -303,7 +328,8 @@ export async function rehearse(scenarioName: ScenarioName, policy: PolicyName, o
     timeline.sort((a, b) => a.at - b.at);
     const points = [0, ...fleet.changePoints().filter((t) => t > 0 && t < scenario.horizonS), scenario.horizonS];
     const serving = points.flatMap((at) => stack.zones.map((zone) => ({ at, zone, serving: fleet.servingIn(zone, at) })));
-    return { scenario, policy, model, figures, timeline, serving, firstWarningAt: Math.min(...scenario.notices.map((n) => n.warningAt)), fleet, calls: proxy.calls };
+    const firstWarningAt = Math.min(...scenario.notices.map((n) => n.warningAt), ...(scenario.notices.length === 0 && release !== undefined ? [release.atS] : []));
+    return { scenario, policy, model, figures, timeline, serving, firstWarningAt, deploy, fleet, calls: proxy.calls };
 }
 
 /** Every scenario under every policy, one after another on the one emulator; `done` hears of each scenario as it ends. */
@@ -315,7 +341,7 @@ export async function rehearseAll(
     const all = new Map<ScenarioName, Rehearsal[]>();
     for (const scenario of scenarios) {
         const runs: Rehearsal[] = [];
-        for (const policy of policies) {
+        for (const policy of policies.filter((p) => SCENARIOS[scenario].policies?.includes(p) ?? true)) {
             runs.push(await rehearse(scenario, policy));
         }
         all.set(scenario, runs);

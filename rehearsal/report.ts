@@ -18,6 +18,13 @@ import { POLICY_NAMES, PolicyName } from "./stage";
 /** Seconds after the first warning the chart shows: the race, and the minutes after it. */
 const CHART_AFTER_WARNING_S = 480;
 
+/** What the chart marks: the release's start, the first warning and its interruption. */
+function markers(run: Rehearsal): { t: number; marker: string }[] {
+    const release = run.scenario.release === undefined ? [] : [{ t: run.scenario.release.atS, marker: "release" }];
+    const warning = run.scenario.notices.length === 0 ? [] : [{ t: run.firstWarningAt, marker: "warning" }, { t: run.firstWarningAt + run.model.interruptionNoticeS, marker: "interruption" }];
+    return [...release, ...warning];
+}
+
 export function chartSpec(scenario: ScenarioName, runs: Rehearsal[]): vegaLite.TopLevelSpec {
     const rows = runs.flatMap((run) => {
         const end = Math.min(run.scenario.horizonS, run.firstWarningAt + CHART_AFTER_WARNING_S);
@@ -25,8 +32,7 @@ export function chartSpec(scenario: ScenarioName, runs: Rehearsal[]): vegaLite.T
         const last = run.scenario.zones.map((letter) => `${run.scenario.region}${letter}`).map((zone) => ({ at: end, zone, serving: run.fleet.servingIn(zone, end) }));
         return [
             ...[...within, ...last].map((point) => ({ policy: run.policy, t: point.at, zone: point.zone, serving: point.serving })),
-            { policy: run.policy, t: run.firstWarningAt, marker: "warning" },
-            { policy: run.policy, t: run.firstWarningAt + run.model.interruptionNoticeS, marker: "interruption" },
+            ...markers(run).map((marker) => ({ policy: run.policy, ...marker })),
         ];
     });
     return {
@@ -117,6 +123,23 @@ export function comparisonTable(figures: Partial<Record<ScenarioName, Partial<Re
                 f.duplicates,
                 Object.values(f.finalPerZone).join(" "),
             ]);
+        }
+    }
+    return table.toString();
+}
+
+/** The release scenarios' own figures: one row per scenario and policy that rolled a release. */
+export function releaseTable(figures: Partial<Record<ScenarioName, Partial<Record<PolicyName, Figures>>>>): string {
+    const table = new Table({
+        head: ["scenario", "policy", "release duration s", "serving gap s", "dead target s", "launches", "instance-s beyond count"],
+        style: { head: [], border: [] },
+    });
+    for (const [scenario, byPolicy] of Object.entries(figures)) {
+        for (const policy of POLICY_NAMES) {
+            const f = byPolicy?.[policy];
+            if (f?.release !== undefined) {
+                table.push([scenario, policy, seconds(f.release.durationS), f.servingGapS.toFixed(1), f.deadTargetS.toFixed(1), f.release.launches, f.release.instanceSecondsBeyondCount.toFixed(0)]);
+            }
         }
     }
     return table.toString();

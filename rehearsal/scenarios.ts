@@ -1,9 +1,12 @@
+import { PolicyName } from "./stage";
+
 /**
  * The rehearsal's scenarios (names fixed): which fleet, which notices AWS sends and when, which
- * pools lose capacity, and what happens to the events on their way.
+ * pools lose capacity, what happens to the events on their way, and whether a new release of the
+ * application rolls the fleet.
  */
 
-export const SCENARIO_NAMES = ["single-warning", "rebalance-first", "zone-outage-1", "zone-outage-3", "zone-outage-10", "storm", "lost-event", "duplicates"] as const;
+export const SCENARIO_NAMES = ["single-warning", "rebalance-first", "zone-outage-1", "zone-outage-3", "zone-outage-10", "storm", "lost-event", "duplicates", "release", "release-warnings"] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
 /** A notice to one instance of the initial fleet: the `index`-th of its zone (by launch order). */
@@ -29,6 +32,13 @@ export interface Scenario {
     lost?: { zone: string; index: number }[];
     /** EventBridge delivers every event twice (it promises at least once). */
     everyEventTwice?: boolean;
+    /**
+     * A new release: `pulumi up` has made the launch template's next version (the default stays
+     * the current one), and at `atS` the policy rolls the fleet to it.
+     */
+    release?: { atS: number };
+    /** The policies the scenario means something for (default: every one). */
+    policies?: readonly PolicyName[];
     /** Modelled seconds the scenario runs. */
     horizonS: number;
 }
@@ -46,6 +56,28 @@ function zoneOutage(perZone: 1 | 3 | 10): Scenario {
         notices: Array.from({ length: perZone }, (_, index) => ({ zone: "b", index, warningAt: FIRST_NOTICE_S + (2 * index) / perZone })),
         spotOutage: { zone: "b", forS: 30 * 60 },
         horizonS: 45 * 60,
+    };
+}
+
+/** When the release starts: the schedule and warm-up are already under way. */
+const RELEASE_S = 60;
+
+/**
+ * The zone-outage-10 fleet (3 zones × 10) rolled to a new release, by the project's deploy and by
+ * an Auto Scaling group's instance refresh; the seed has no notion of a release. `warnings`: one
+ * instance per zone is warned a minute into the release.
+ */
+function release(warnings: boolean): Scenario {
+    return {
+        name: warnings ? "release-warnings" : "release",
+        summary: `3 zones × 10; a new launch template version rolled out at t+${RELEASE_S} s${warnings ? "; one instance per zone warned a minute into it" : ""}`,
+        region: "us-east-2",
+        zones: ["a", "b", "c"],
+        instancesPerZone: 10,
+        notices: warnings ? ["a", "b", "c"].map((zone, z) => ({ zone, index: 3 * z, warningAt: RELEASE_S + 60 + z })) : [],
+        release: { atS: RELEASE_S },
+        policies: ["project", "asg"],
+        horizonS: 30 * 60,
     };
 }
 
@@ -88,4 +120,6 @@ export const SCENARIOS: Record<ScenarioName, Scenario> = {
         everyEventTwice: true,
         horizonS: 10 * 60,
     },
+    release: release(false),
+    "release-warnings": release(true),
 };

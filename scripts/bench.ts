@@ -7,7 +7,7 @@ import { TAG } from "../handler/tags";
 import { CREDENTIALS, Emulator, stopEmulator, useEmulator } from "../rehearsal/emulator";
 import { functionCode, writeArchive } from "../rehearsal/materialize";
 import { runProgram } from "../rehearsal/program";
-import { comparisonTable } from "../rehearsal/report";
+import { comparisonTable, releaseTable } from "../rehearsal/report";
 import { rehearseAll } from "../rehearsal/rehearse";
 import { SCENARIO_NAMES } from "../rehearsal/scenarios";
 import { POLICY_NAMES } from "../rehearsal/stage";
@@ -16,7 +16,8 @@ import { buildWorld, interruptionWarning, scheduledEvent, sqsBatch, stateChange,
 /**
  * `npm run bench`: the Lambda archive's size and cold load, and the handler's calls and latency
  * against the emulator on loopback; then the rehearsal on AWS's modelled clock, every scenario
- * under every policy, as a table. Prints one JSON object as its last line.
+ * under every policy it means something for, as a table (and the release scenarios' own figures,
+ * under `rehearsal.scenarios.<scenario>.<policy>.release`). Prints one JSON object as its last line.
  */
 
 const RUNS = 20;
@@ -118,6 +119,7 @@ async function rehearsal() {
     const all = await rehearseAll(SCENARIO_NAMES, POLICY_NAMES, (scenario) => console.log(`rehearsed ${scenario} [${((performance.now() - started) / 1000).toFixed(0)} s]`));
     const scenarios = Object.fromEntries([...all].map(([scenario, runs]) => [scenario, Object.fromEntries(runs.map((run) => [run.policy, run.figures]))]));
     console.log(comparisonTable(scenarios));
+    console.log(releaseTable(scenarios));
     // The model as the dev stack's target group sets it: the same for every scenario.
     return { model: all.get(SCENARIO_NAMES[0])?.[0].model, scenarios };
 }

@@ -1,6 +1,6 @@
 import { parseArgs } from "util";
 import { stopEmulator } from "../rehearsal/emulator";
-import { comparisonTable, writeChart } from "../rehearsal/report";
+import { comparisonTable, releaseTable, writeChart } from "../rehearsal/report";
 import { rehearseAll } from "../rehearsal/rehearse";
 import { SCENARIO_NAMES, ScenarioName, SCENARIOS } from "../rehearsal/scenarios";
 import { POLICY_NAMES, PolicyName } from "../rehearsal/stage";
@@ -51,7 +51,9 @@ async function main(): Promise<void> {
         charts.push(...(await writeChart(values.out as string, scenario, runs)));
     });
     print();
-    print(comparisonTable(Object.fromEntries([...all].map(([scenario, runs]) => [scenario, Object.fromEntries(runs.map((r) => [r.policy, r.figures]))]))));
+    const figures = Object.fromEntries([...all].map(([scenario, runs]) => [scenario, Object.fromEntries(runs.map((r) => [r.policy, r.figures]))]));
+    print(comparisonTable(figures));
+    print(releaseTable(figures));
     print();
     print(`charts: ${charts.join(", ")}`);
 }

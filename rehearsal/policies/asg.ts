@@ -21,7 +21,17 @@ import { Stage } from "../stage";
  *   another, and rebalances once the zone recovers: the new instance first, then one from the
  *   fullest zone is terminated.
  *   https://docs.aws.amazon.com/autoscaling/ec2/userguide/auto-scaling-benefits.html#AutoScalingBehavior.InstanceUsage
+ * - An instance refresh to a new launch template version, at minimum healthy 100 % and maximum
+ *   healthy 200 % (launch before terminating), checkpoints off: it replaces instances "in batches
+ *   based on the minimum and maximum healthy percentages", launching "the new instances first
+ *   before terminating the old ones"; a batch's old instances go (deregistered, drained, then
+ *   terminated) once its new ones pass their health checks (ELB) and the instance warmup.
+ *   https://docs.aws.amazon.com/autoscaling/ec2/userguide/instance-refresh-overview.html
+ *   https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-instance-maintenance-policy.html
  */
+
+/** The refresh's maximum healthy percentage: the group may grow to twice its desired capacity, so one batch replaces it all. */
+const MAX_HEALTHY_PERCENT = 200;
 
 interface Member {
     id: string;
@@ -30,6 +40,8 @@ interface Member {
     replaces?: string;
     /** Launched to move capacity back into a zone; one member of the fullest zone goes once it serves. */
     rebalancing?: boolean;
+    /** In the instance refresh's current batch, replacing `replaces`. */
+    refreshing?: boolean;
 }
 
 export class AutoScalingGroup {
@@ -41,6 +53,10 @@ export class AutoScalingGroup {
     private readonly desired: number;
     /** A health check still under way (its calls take modelled time): the next one waits its turn. */
     private checking = false;
+    /** The launch template version the group launches: `$Default` until an instance refresh names one. */
+    private launchVersion = "$Default";
+    /** The version an instance refresh under way rolls the group to. */
+    private refreshTo?: number;
 
     constructor(
         private readonly stage: Stage,
@@ -70,6 +86,16 @@ export class AutoScalingGroup {
         this.stage.clock.after(this.stage.model.asgHealthCheckIntervalS, tick);
     }
 
+    /**
+     * StartInstanceRefresh with the new version as the desired configuration: the group launches
+     * from it from now on (refills too), and the next health checks roll the fleet.
+     */
+    startInstanceRefresh(version: number): void {
+        this.refreshTo = version;
+        this.launchVersion = String(version);
+        this.stage.log(`asg: instance refresh to launch template version ${version} (minimum healthy 100 %, maximum ${MAX_HEALTHY_PERCENT} %)`);
+    }
+
     private onSignal(signal: Ec2Signal): void {
         const member = this.members.get(signal.instanceId);
         if (member === undefined) {
@@ -97,7 +123,7 @@ export class AutoScalingGroup {
         for (const member of [...this.members.values()]) {
             const replacement = this.replacementOf(member.id);
             const old = member.replaces ?? "";
-            if (replacement === undefined && member.replaces !== undefined && !this.leaving.has(old) && fleet.targetStateAt(member.id) === "healthy") {
+            if (replacement === undefined && !member.refreshing && member.replaces !== undefined && !this.leaving.has(old) && fleet.targetStateAt(member.id) === "healthy") {
                 // The replacement serves: the at-risk instance goes, drained first.
                 await this.retire(old, `replacement ${member.id} passed its health check`);
             }
@@ -120,6 +146,42 @@ export class AutoScalingGroup {
         }
         await Promise.all(launches);
         await this.rebalanceZones();
+        await this.refreshStep();
+    }
+
+    /** The instance refresh, one health check at a time: retire a ready batch's old instances, or launch the next batch. */
+    private async refreshStep(): Promise<void> {
+        if (this.refreshTo === undefined) {
+            return;
+        }
+        const batch = [...this.members.values()].filter((m) => m.refreshing && !this.leaving.has(m.id));
+        if (batch.length > 0) {
+            if (batch.every((m) => this.warmedUp(m.id))) {
+                for (const member of batch) {
+                    member.refreshing = false;
+                    if (!this.leaving.has(member.replaces as string)) {
+                        await this.retire(member.replaces as string, `instance refresh: ${member.id} passed its health checks and warmed up`);
+                    }
+                }
+            }
+            return;
+        }
+        const version = this.refreshTo;
+        const outdated = this.live().filter((m) => this.stage.fleet.instances.get(m.id)?.version !== version);
+        if (outdated.length === 0) {
+            this.stage.log(`asg: instance refresh to version ${version} successful`);
+            this.refreshTo = undefined;
+            return;
+        }
+        const size = Math.floor((this.desired * (MAX_HEALTHY_PERCENT - 100)) / 100);
+        await Promise.all(outdated.slice(0, size).map((m) => this.launch([m.zone], { replaces: m.id, refreshing: true })));
+    }
+
+    /** Healthy in the target group (the group's ELB health check) and past the instance warmup since it entered InService. */
+    private warmedUp(id: string): boolean {
+        const { fleet, clock, model } = this.stage;
+        const instance = fleet.instances.get(id);
+        return instance !== undefined && fleet.targetStateAt(id) === "healthy" && clock.now >= instance.runningAt + model.asgInstanceWarmupS;
     }
 
     private async rebalanceZones(): Promise<void> {
@@ -141,7 +203,7 @@ export class AutoScalingGroup {
     }
 
     /** Launches in the first of `zones` with a spot pool that has capacity; false when none has. */
-    private async launch(zones: string[], options: { replaces?: string; avoidType?: string; rebalancing?: boolean }): Promise<boolean> {
+    private async launch(zones: string[], options: { replaces?: string; avoidType?: string; rebalancing?: boolean; refreshing?: boolean }): Promise<boolean> {
         const { stack, fleet } = this.stage;
         const types = [...stack.instanceTypes.filter((t) => t !== options.avoidType), ...stack.instanceTypes.filter((t) => t === options.avoidType)];
         for (const zone of [...new Set(zones)]) {
@@ -153,15 +215,15 @@ export class AutoScalingGroup {
             const launched = await this.ec2.send(new RunInstancesCommand({
                 MinCount: 1,
                 MaxCount: 1,
-                LaunchTemplate: { LaunchTemplateId: stack.launchTemplateId, Version: "$Default" },
+                LaunchTemplate: { LaunchTemplateId: stack.launchTemplateId, Version: this.launchVersion },
                 InstanceType: instanceType as _InstanceType,
                 SubnetId: stack.subnetsByZone[zone],
                 InstanceMarketOptions: { MarketType: "spot" },
                 TagSpecifications: [{ ResourceType: "instance", Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }],
             }));
             const id = launched.Instances?.[0]?.InstanceId as string;
-            this.members.set(id, { id, zone, replaces: options.replaces, rebalancing: options.rebalancing });
-            this.stage.log(`asg: launched ${id} (${instanceType}) in ${zone}${options.replaces ? ` to replace ${options.replaces}` : options.rebalancing ? " to rebalance" : ""}`);
+            this.members.set(id, { id, zone, replaces: options.replaces, rebalancing: options.rebalancing, refreshing: options.refreshing });
+            this.stage.log(`asg: launched ${id} (${instanceType}, version ${this.launchVersion}) in ${zone}${options.replaces ? ` to replace ${options.replaces}` : options.rebalancing ? " to rebalance" : ""}`);
             return true;
         }
         this.stage.log(`asg: no spot capacity in ${zones.join(", ")}; retrying at the next health check`);

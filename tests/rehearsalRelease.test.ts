@@ -1,0 +1,69 @@
+import * as assert from "assert";
+import { ModelledInstance } from "../rehearsal/fleet";
+import { Rehearsal, rehearse } from "../rehearsal/rehearse";
+import { Scenario, SCENARIOS } from "../rehearsal/scenarios";
+
+/**
+ * The release scenario on AWS's modelled clock, on a small fleet (3 zones × 2) so `npm test`
+ * stays quick: the rolled fleet keeps every zone at its count at every modelled step, and ends
+ * wholly on the new launch template version. The 30-instance release runs in `npm run bench`.
+ */
+
+const SMALL_RELEASE: Scenario = { ...SCENARIOS.release, instancesPerZone: 2, horizonS: 10 * 60 };
+
+function instances(rehearsal: Rehearsal): ModelledInstance[] {
+    return [...rehearsal.fleet.instances.values()];
+}
+
+/** The version the release rolled out: the one the initial fleet does not run. */
+function releasedVersion(rehearsal: Rehearsal): number {
+    return Math.max(...instances(rehearsal).map((i) => i.version));
+}
+
+function assertNoZoneBelowCount(rehearsal: Rehearsal): void {
+    const short = rehearsal.serving.filter((point) => point.serving < rehearsal.scenario.instancesPerZone);
+    assert.deepStrictEqual(short, [], "a zone below its count of serving targets");
+    assert.strictEqual(rehearsal.figures.servingGapS, 0);
+    assert.strictEqual(rehearsal.figures.deadTargetS, 0);
+}
+
+function assertEveryPlaceOnTheNewVersion(rehearsal: Rehearsal): void {
+    const version = releasedVersion(rehearsal);
+    const end = rehearsal.scenario.horizonS;
+    const live = instances(rehearsal).filter((i) => ["pending", "running"].includes(rehearsal.fleet.stateAt(i.id, end) as string));
+    assert.ok(version > 1, "the release launched the new version");
+    assert.deepStrictEqual(live.filter((i) => i.version !== version).map((i) => i.id), [], "instances left on an older version");
+    assert.deepStrictEqual(Object.values(rehearsal.figures.finalPerZone), [2, 2, 2]);
+    assert.ok(instances(rehearsal).filter((i) => i.initial).every((i) => rehearsal.fleet.stateAt(i.id, end) === "terminated"), "every old instance is gone");
+    assert.notStrictEqual(rehearsal.figures.release?.durationS, null);
+}
+
+describe("a release on AWS's clock", function () {
+    this.timeout(120_000);
+
+    describe("an Auto Scaling group's instance refresh at minimum healthy 100 %", () => {
+        let rehearsal: Rehearsal;
+        before(async () => {
+            rehearsal = await rehearse(SMALL_RELEASE, "asg");
+        });
+
+        it("never leaves a zone below its count, and ends with every place on the new version", () => {
+            assertNoZoneBelowCount(rehearsal);
+            assertEveryPlaceOnTheNewVersion(rehearsal);
+        });
+
+        it("launches the whole batch first and retires an old instance only once the batch is healthy and warmed up", () => {
+            const fresh = instances(rehearsal).filter((i) => !i.initial);
+            const ready = Math.max(...fresh.map((i) => Math.max(rehearsal.fleet.firstHealthyAt(i.id) as number, i.runningAt + rehearsal.model.asgInstanceWarmupS)));
+            const retired = rehearsal.fleet.registrations.filter((r) => r.deregisteredAt !== undefined).map((r) => r.deregisteredAt as number);
+            assert.strictEqual(fresh.length, 6, "one launch per place: maximum healthy 200 % makes one batch");
+            assert.ok(retired.length === 6 && retired.every((at) => at >= ready), `retired at ${retired.join(", ")}; the batch was ready at t+${ready.toFixed(1)}`);
+        });
+
+        it("pays for the surge: instances above the count while old and new overlap", () => {
+            const figures = rehearsal.figures.release;
+            assert.strictEqual(figures?.launches, 6);
+            assert.ok((figures?.instanceSecondsBeyondCount as number) > 0);
+        });
+    });
+});
