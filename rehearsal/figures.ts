@@ -16,7 +16,11 @@ export interface Figures {
     deadTargetS: number;
     invocations: number;
     awsCalls: number;
-    /** Instances above the count after the first notice, until the first trim of an instance no notice concerned. */
+    /**
+     * Instances above the count after the first notice, until the first trim of an instance no
+     * notice concerned. In a release, whose surge is meant, the most new-version instances a zone
+     * held above its count at once: two launched for one place.
+     */
     duplicates: number;
     /** Pending or running instances per zone when the scenario ends. */
     finalPerZone: Record<string, number>;
@@ -100,6 +104,13 @@ export function releaseFigures({ fleet, zones, instancesPerZone, horizonS, relea
     };
 }
 
+/** The most new-version instances a zone held above its count at once, from the release on. */
+function releaseDuplicates({ fleet, zones, instancesPerZone, horizonS, release }: FigureInputs & { release: { atS: number; version: number } }, changes: number[]): number {
+    const released = [...fleet.instances.values()].filter((i) => i.version === release.version);
+    const aboveCount = (zone: string, at: number) => released.filter((i) => i.zone === zone && isLive(fleet, i, at)).length - instancesPerZone;
+    return Math.max(0, ...pointsWithin(changes, release.atS, horizonS).flatMap((at) => zones.map((zone) => aboveCount(zone, at))));
+}
+
 /** The integral of `value` over [from, to]; it can only change at the fleet's change points. */
 function secondsWeighted(changes: number[], from: number, to: number, value: (at: number) => number): number {
     const points = pointsWithin(changes, from, to);
@@ -140,9 +151,11 @@ export function computeFigures(inputs: FigureInputs): Figures {
     const firstTrim = Math.min(horizonS, ...instances.filter((i) => i.terminatedByPolicy && i.noticedAt === undefined && (i.shuttingDownAt as number) > firstNotice).map((i) => i.shuttingDownAt as number));
     const unnoticedLive = (at: number) => instances.filter((i) => (i.noticedAt === undefined || i.noticedAt > at) && isLive(fleet, i, at)).length;
     const desired = zones.length * instancesPerZone;
-    const duplicates = notices.length === 0
-        ? 0
-        : Math.max(0, ...pointsWithin(changes, firstNotice, firstTrim).filter((at) => at < firstTrim).map((at) => unnoticedLive(at) - desired));
+    const duplicates = release !== undefined
+        ? releaseDuplicates({ ...inputs, release }, changes)
+        : notices.length === 0
+            ? 0
+            : Math.max(0, ...pointsWithin(changes, firstNotice, firstTrim).filter((at) => at < firstTrim).map((at) => unnoticedLive(at) - desired));
 
     const finalPerZone = Object.fromEntries(zones.map((zone) => [zone, instances.filter((i) => i.zone === zone && isLive(fleet, i, horizonS)).length]));
 
