@@ -193,9 +193,11 @@ export class ClockProxy extends AwsProxy {
                 ids.filter((id) => this.fleet.instances.has(id)).forEach((id) => this.fleet.deregister(id));
                 return elbAnswer(action);
             case "DescribeTargetHealth": {
-                const members = this.fleet.targets().map(({ id, state }) => {
-                    const reason = TARGET_REASONS[state];
-                    return `<member><HealthCheckPort>traffic-port</HealthCheckPort><Target><Id>${id}</Id><Port>80</Port></Target><TargetHealth><State>${state}</State>${reason === undefined ? "" : `<Reason>${reason}</Reason>`}</TargetHealth></member>`;
+                // Asked about given targets, AWS answers for each of them: one not in the group is unused, not registered.
+                const asked = ids.length === 0 ? this.fleet.targets() : ids.map((id) => ({ id, state: this.fleet.targetStateAt(id) }));
+                const members = asked.map(({ id, state }) => {
+                    const reason = state === undefined ? "Target.NotRegistered" : TARGET_REASONS[state];
+                    return `<member><HealthCheckPort>traffic-port</HealthCheckPort><Target><Id>${id}</Id><Port>80</Port></Target><TargetHealth><State>${state ?? "unused"}</State>${reason === undefined ? "" : `<Reason>${reason}</Reason>`}</TargetHealth></member>`;
                 });
                 return elbAnswer(action, `<TargetHealthDescriptions>${members.join("")}</TargetHealthDescriptions>`);
             }
