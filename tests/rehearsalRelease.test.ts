@@ -1,5 +1,8 @@
 import * as assert from "assert";
-import { ModelledInstance } from "../rehearsal/fleet";
+import { VirtualClock } from "../rehearsal/clock";
+import { releaseFigures } from "../rehearsal/figures";
+import { ModelledFleet, ModelledInstance } from "../rehearsal/fleet";
+import { DEFAULT_MODEL } from "../rehearsal/model";
 import { Rehearsal, rehearse } from "../rehearsal/rehearse";
 import { Scenario, SCENARIOS } from "../rehearsal/scenarios";
 
@@ -37,6 +40,36 @@ function assertEveryPlaceOnTheNewVersion(rehearsal: Rehearsal): void {
     assert.ok(instances(rehearsal).filter((i) => i.initial).every((i) => rehearsal.fleet.stateAt(i.id, end) === "terminated"), "every old instance is gone");
     assert.notStrictEqual(rehearsal.figures.release?.durationS, null);
 }
+
+describe("a release's figures", () => {
+    /** One zone of one place: the old instance, and its new-version replacement launched at t+10 (running at 28, healthy at 50). */
+    function rolled(retireAt?: number) {
+        const clock = new VirtualClock(0);
+        const fleet = new ModelledFleet(clock, { ...DEFAULT_MODEL, pendingSigma: 0, bootSigma: 0, healthCheckIntervalS: 5, healthyThreshold: 2, deregistrationDelayS: 30 });
+        const pool = { zone: "us-east-2a", instanceType: "t3.micro", market: "spot" as const };
+        fleet.adopt("i-old", pool, 1);
+        clock.now = 10;
+        fleet.launch("i-new", pool, 2);
+        clock.now = 28;
+        fleet.register("i-new");
+        if (retireAt !== undefined) {
+            clock.now = retireAt;
+            fleet.deregister("i-old");
+            clock.now = retireAt + 30;
+            fleet.terminate("i-old");
+        }
+        return releaseFigures({ fleet, zones: [pool.zone], instancesPerZone: 1, horizonS: 200, invocations: 0, awsCalls: 0, release: { atS: 10, version: 2 } });
+    }
+
+    it("lasts until the old instance has terminated, and counts the overlap of running instances as its cost", () => {
+        // Drained from 50, shutting down at 80, terminated at 110; both ran from 28 to 80.
+        assert.deepStrictEqual(rolled(50), { durationS: 100, launches: 1, instanceSecondsBeyondCount: 52 });
+    });
+
+    it("never ends while an old instance is left", () => {
+        assert.strictEqual(rolled().durationS, null);
+    });
+});
 
 describe("a release on AWS's clock", function () {
     this.timeout(120_000);
