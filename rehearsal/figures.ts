@@ -35,6 +35,8 @@ export interface ReleaseFigures {
     launches: number;
     /** Running instances above the count, integrated over the scenario from the release on: what launching before terminating costs. */
     instanceSecondsBeyondCount: number;
+    /** Seconds of deregistration delay cut short, summed: an instance shut down while still draining drops the requests in flight. */
+    drainCutS: number;
 }
 
 export interface FigureInputs {
@@ -101,7 +103,19 @@ export function releaseFigures({ fleet, zones, instancesPerZone, horizonS, relea
         durationS: doneAt <= horizonS ? round(doneAt - release.atS) : null,
         launches: instances.filter((i) => !i.initial && i.launchedAt >= release.atS).length,
         instanceSecondsBeyondCount: round(secondsWeighted(fleet.changePoints(), release.atS, horizonS, (at) => Math.max(0, running(at) - desired))),
+        drainCutS: round(drainCut(fleet, release.atS)),
     };
+}
+
+/** From `from` on, the part of each target's draining that its instance's shutdown cut off. */
+function drainCut(fleet: ModelledFleet, from: number): number {
+    return fleet.registrations
+        .filter((r) => r.deregisteredAt !== undefined && r.deregisteredAt >= from)
+        .reduce((sum, r) => {
+            const drainedAt = (r.deregisteredAt as number) + fleet.model.deregistrationDelayS;
+            const stoppedAt = fleet.instances.get(r.instanceId)?.shuttingDownAt ?? Infinity;
+            return sum + Math.max(0, drainedAt - Math.max(stoppedAt, r.deregisteredAt as number));
+        }, 0);
 }
 
 /** The most new-version instances a zone held above its count at once, from the release on. */

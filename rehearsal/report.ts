@@ -131,14 +131,14 @@ export function comparisonTable(figures: Partial<Record<ScenarioName, Partial<Re
 /** The release scenarios' own figures: one row per scenario and policy that rolled a release. */
 export function releaseTable(figures: Partial<Record<ScenarioName, Partial<Record<PolicyName, Figures>>>>): string {
     const table = new Table({
-        head: ["scenario", "policy", "release duration s", "serving gap s", "dead target s", "launches", "instance-s beyond count"],
+        head: ["scenario", "policy", "release duration s", "serving gap s", "dead target s", "drain cut s", "launches", "instance-s beyond count"],
         style: { head: [], border: [] },
     });
     for (const [scenario, byPolicy] of Object.entries(figures)) {
         for (const policy of POLICY_NAMES) {
             const f = byPolicy?.[policy];
             if (f?.release !== undefined) {
-                table.push([scenario, policy, seconds(f.release.durationS), f.servingGapS.toFixed(1), f.deadTargetS.toFixed(1), f.release.launches, f.release.instanceSecondsBeyondCount.toFixed(0)]);
+                table.push([scenario, policy, seconds(f.release.durationS), f.servingGapS.toFixed(1), f.deadTargetS.toFixed(1), f.release.drainCutS.toFixed(1), f.release.launches, f.release.instanceSecondsBeyondCount.toFixed(0)]);
             }
         }
     }

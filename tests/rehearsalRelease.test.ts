@@ -42,8 +42,8 @@ function assertEveryPlaceOnTheNewVersion(rehearsal: Rehearsal): void {
 }
 
 describe("a release's figures", () => {
-    /** One zone of one place: the old instance, and its new-version replacement launched at t+10 (running at 28, healthy at 50). */
-    function rolled(retireAt?: number) {
+    /** One zone of one place: the old instance, and its new-version replacement launched at t+10 (running at 28, healthy at 50); the old one drained from `retireAt`. */
+    function rolled(retireAt?: number, terminateAfterS = 30) {
         const clock = new VirtualClock(0);
         const fleet = new ModelledFleet(clock, { ...DEFAULT_MODEL, pendingSigma: 0, bootSigma: 0, healthCheckIntervalS: 5, healthyThreshold: 2, deregistrationDelayS: 30 });
         const pool = { zone: "us-east-2a", instanceType: "t3.micro", market: "spot" as const };
@@ -55,7 +55,7 @@ describe("a release's figures", () => {
         if (retireAt !== undefined) {
             clock.now = retireAt;
             fleet.deregister("i-old");
-            clock.now = retireAt + 30;
+            clock.now = retireAt + terminateAfterS;
             fleet.terminate("i-old");
         }
         return releaseFigures({ fleet, zones: [pool.zone], instancesPerZone: 1, horizonS: 200, invocations: 0, awsCalls: 0, release: { atS: 10, version: 2 } });
@@ -63,7 +63,11 @@ describe("a release's figures", () => {
 
     it("lasts until the old instance has terminated, and counts the overlap of running instances as its cost", () => {
         // Drained from 50, shutting down at 80, terminated at 110; both ran from 28 to 80.
-        assert.deepStrictEqual(rolled(50), { durationS: 100, launches: 1, instanceSecondsBeyondCount: 52 });
+        assert.deepStrictEqual(rolled(50), { durationS: 100, launches: 1, instanceSecondsBeyondCount: 52, drainCutS: 0 });
+    });
+
+    it("counts the draining an early termination cut off", () => {
+        assert.strictEqual(rolled(50, 10).drainCutS, 20);
     });
 
     it("never ends while an old instance is left", () => {
@@ -97,6 +101,31 @@ describe("a release on AWS's clock", function () {
             const figures = rehearsal.figures.release;
             assert.strictEqual(figures?.launches, 6);
             assert.ok((figures?.instanceSecondsBeyondCount as number) > 0);
+            assert.strictEqual(figures?.drainCutS, 0, "the group terminates only after the deregistration delay");
+        });
+    });
+
+    describe("the project's deploy archive, invoked as the provider invokes it on the update", () => {
+        let rehearsal: Rehearsal;
+        before(async () => {
+            rehearsal = await rehearse(SMALL_RELEASE, "project");
+        });
+
+        it("answers, having promoted the new version to the template's default", () => {
+            assert.strictEqual(rehearsal.deploy?.ok, true, rehearsal.deploy?.detail);
+            const promoted = rehearsal.calls.filter((call) => call.action === "ModifyLaunchTemplate" && call.status === 200);
+            // DefaultVersion travels as SetDefaultVersion on EC2's query protocol.
+            assert.deepStrictEqual(promoted.map((call) => call.params.SetDefaultVersion), [String(releasedVersion(rehearsal))]);
+        });
+
+        it("never leaves a zone below its count, and ends with every place on the new version", () => {
+            assertNoZoneBelowCount(rehearsal);
+            assertEveryPlaceOnTheNewVersion(rehearsal);
+        });
+
+        it("launches one new instance per place", () => {
+            assert.strictEqual(rehearsal.figures.release?.launches, 6);
+            assert.strictEqual(rehearsal.figures.duplicates, 0);
         });
     });
 });
