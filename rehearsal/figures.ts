@@ -71,16 +71,9 @@ function pointsWithin(changes: number[], from: number, to: number): number[] {
     return [from, ...changes.filter((t) => t > from && t < to), to];
 }
 
-/** Seconds in [from, to] during which `holds` is true; it can only change at the fleet's change points. */
+/** Seconds in [from, to] during which `holds` is true. */
 function secondsWhile(changes: number[], from: number, to: number, holds: (at: number) => boolean): number {
-    const points = pointsWithin(changes, from, to);
-    let total = 0;
-    for (let i = 0; i + 1 < points.length; i++) {
-        if (holds((points[i] + points[i + 1]) / 2)) {
-            total += points[i + 1] - points[i];
-        }
-    }
-    return total;
+    return secondsWeighted(changes, from, to, (at) => (holds(at) ? 1 : 0));
 }
 
 /**
