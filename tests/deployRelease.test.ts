@@ -63,6 +63,8 @@ describe("a release by the deploy, on moto", () => {
         const registersBefore = calls.slice(0, firstDeregister).filter((action) => action === "RegisterTargets").length;
         assert.ok(firstDeregister > 0 && registersBefore === 6, `all six new instances registered before the first drain (${registersBefore})`);
         assert.ok(calls.indexOf("ModifyLaunchTemplate") > calls.indexOf("RegisterTargets"), "promoted after the new version joined");
+        const firstTerminate = calls.indexOf("TerminateInstances");
+        assert.ok(firstTerminate > firstDeregister && calls.slice(firstDeregister, firstTerminate).includes("DescribeTargetHealth"), "terminated only once the drain is over");
     });
 
     it("carries the fleet into a replaced target group on the port it serves on, then releases into it", async () => {
