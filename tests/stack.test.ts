@@ -218,6 +218,12 @@ describe("the deploy invocation, in the order pulumi up runs it", () => {
         assert.ok(!dependsOn.includes("spot-lb-http"), "not on the listeners: they follow it");
     });
 
+    it("carries the release settings in the desired fleet", async () => {
+        const tuned = await runProgram({ config: { "spot-availability:releaseBatchPercent": 50, "spot-availability:releaseHealthTimeoutSeconds": 120 } });
+        assert.deepStrictEqual(JSON.parse(tuned.one(INVOCATION).inputs.input).desired.release, { batchPercent: 50, healthTimeoutSeconds: 120 });
+        assert.deepStrictEqual(JSON.parse(run.one(INVOCATION).inputs.input).desired.release, { batchPercent: 100, healthTimeoutSeconds: 300 });
+    });
+
     it("comes before the listeners, which switch target group only once the fleet serves in it", () => {
         for (const listener of run.ofType(LISTENER)) {
             assert.ok(listener.dependsOn.includes("spot-handler-deploy"), `${listener.name} depends on the invocation: ${listener.dependsOn.join(", ")}`);
