@@ -110,8 +110,6 @@ export interface LaunchTemplateArgs {
     /** `<project>/<stack>`, the ownership tag value. */
     stack: string;
     instanceName: string;
-    /** The first is the template's type; launches name their own. */
-    instanceTypes: string[];
     vpcId: pulumi.Input<string>;
     image: MachineImage;
     keyName?: string;
@@ -190,7 +188,8 @@ export class InstanceLaunchTemplate extends pulumi.ComponentResource {
         this.launchTemplate = new aws.ec2.LaunchTemplate(name, {
             description: `${args.stack}: instances of ${args.instanceName}`,
             imageId: args.image.imageId,
-            instanceType: args.instanceTypes[0],
+            // No instance type: every launch names its own, so an instanceTypes edit makes no new
+            // version (which would roll the whole fleet) and the deploy retypes instead.
             keyName: args.keyName,
             iamInstanceProfile: { arn: profile.arn },
             vpcSecurityGroupIds: [this.securityGroup.id],

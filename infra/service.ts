@@ -72,7 +72,6 @@ export class SpotWebService extends pulumi.ComponentResource {
         const instances = new InstanceLaunchTemplate(`${name}-instances`, {
             stack: config.stack,
             instanceName: config.instanceName,
-            instanceTypes: config.instanceTypes,
             vpcId: network.vpcId,
             image: args.image,
             keyName: config.keyName,

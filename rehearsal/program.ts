@@ -32,6 +32,8 @@ export interface Account {
     subnets: Record<string, { availabilityZone: string; vpcId: string }>;
     images: Record<string, { architecture: string; rootDeviceName: string }>;
     hostedZones: Record<string, string>;
+    /** The zones a region offers, where they differ from the mocked account's usual ones (a zone AWS adds later). */
+    zones?: Record<string, string[]>;
 }
 
 export const DEFAULT_ACCOUNT: Account = {
@@ -84,7 +86,7 @@ function hex(seed: string, length: number): string {
 }
 
 /** What AWS would compute for a resource: ids of the right shape, ARNs, DNS names. */
-function computedState(type: string, name: string, inputs: Record<string, any>): { id: string; state: Record<string, any> } {
+export function computedState(type: string, name: string, inputs: Record<string, any>): { id: string; state: Record<string, any> } {
     const id = (prefix: string) => `${prefix}-${hex(name, 17)}`;
     switch (type) {
         case "awsx:ec2:Vpc":
@@ -164,7 +166,7 @@ function computedState(type: string, name: string, inputs: Record<string, any>):
 function lookup(account: Account, region: string, token: string, args: Record<string, any>): Record<string, any> {
     switch (token) {
         case "aws:index/getAvailabilityZones:getAvailabilityZones": {
-            const names = ZONES_BY_REGION[region] ?? [];
+            const names = account.zones?.[region] ?? ZONES_BY_REGION[region] ?? [];
             return { names, zoneIds: names.map((_, i) => `${region}-az${i + 1}`), state: "available", id: region };
         }
         case "aws:index/getCallerIdentity:getCallerIdentity":
