@@ -105,6 +105,7 @@ const EDITS: Edit[] = [
     { edit: "replaceOnRebalance", to: set("replaceOnRebalance", false), expected: SETTINGS_ONLY },
     { edit: "drainWhen", to: set("drainWhen", "warning"), expected: SETTINGS_ONLY },
     { edit: "releaseBatchPercent", to: set("releaseBatchPercent", 50), expected: DEPLOYS },
+    { edit: "releaseHealthTimeoutSeconds", to: set("releaseHealthTimeoutSeconds", 600), expected: DEPLOYS },
     {
         edit: "appPort: 80 → 8080",
         to: set("appPort", 8080),
