@@ -25,6 +25,8 @@ export interface DeclaredResource {
     state: Record<string, any>;
     /** Logical names of the resources this one depends on, explicitly or through its inputs. */
     dependsOn: string[];
+    /** Parent URNs this resource was once declared under (its `aliases`): the engine moves it, not replaces it. */
+    formerParents: string[];
 }
 
 /** Facts the mocked account answers lookups with. */
@@ -245,7 +247,7 @@ export async function runProgram(options: RunOptions = {}, declared: DeclaredRes
     await pulumi.runtime.setMocks({
         newResource: async (args: pulumi.runtime.MockResourceArgs) => {
             const { id, state } = await create(args);
-            const resource = { type: args.type, name: args.name, id, inputs: args.inputs, state: { ...args.inputs, ...state }, dependsOn: dependencies.get(`${args.type}::${args.name}`) ?? [] };
+            const resource = { type: args.type, name: args.name, id, inputs: args.inputs, state: { ...args.inputs, ...state }, dependsOn: dependencies.get(`${args.type}::${args.name}`) ?? [], formerParents: formerParents.get(`${args.type}::${args.name}`) ?? [] };
             declared.push(resource);
             return { id, state: resource.state };
         },
@@ -253,10 +255,12 @@ export async function runProgram(options: RunOptions = {}, declared: DeclaredRes
     }, "spot-availability", stackName ?? "test", false);
     // The mocks' callback sees no dependencies; the mock monitor's request carries them.
     const dependencies = new Map<string, string[]>();
+    const formerParents = new Map<string, string[]>();
     const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource: (req: any, callback: any) => unknown };
     const registerResource = monitor.registerResource.bind(monitor);
     monitor.registerResource = (req, callback) => {
         dependencies.set(`${req.getType()}::${req.getName()}`, (req.getDependenciesList() as string[]).map((urn) => urn.split("::").pop() as string));
+        formerParents.set(`${req.getType()}::${req.getName()}`, (req.getAliasesList() as any[]).map((alias) => alias.getSpec()?.getParenturn()).filter(Boolean));
         return registerResource(req, callback);
     };
     pulumi.runtime.setAllConfig(config);

@@ -229,6 +229,13 @@ describe("the deploy invocation, in the order pulumi up runs it", () => {
             assert.ok(listener.dependsOn.includes("spot-handler-deploy"), `${listener.name} depends on the invocation: ${listener.dependsOn.join(", ")}`);
         }
     });
+
+    it("moves the listeners out of the load balancer component by alias, so existing stacks keep them", () => {
+        const [http] = run.ofType(LISTENER);
+        assert.strictEqual(http.name, "spot-lb-http");
+        const parents = http.formerParents.map((urn) => urn.split("::").slice(-2).join("::"));
+        assert.ok(parents.includes("spot-availability:index:SpotWebService$spot-availability:index:LoadBalancer::spot-lb"), `aliased to its former parent: ${parents.join(", ")}`);
+    });
 });
 
 describe("a stack with domainName", () => {
