@@ -87,7 +87,7 @@ export class SpotWebService extends pulumi.ComponentResource {
             instanceName: config.instanceName,
             instanceTypes: config.instanceTypes,
             instancesPerZone: config.instancesPerZone,
-            subnetsByZone: pulumi.all(network.fleetSubnets.map((subnet) => subnet.subnetId)).apply((ids) => Object.fromEntries(ids.map((id, index) => [fleetZones[index], id]))),
+            subnetsByZone: pulumi.all(Object.fromEntries(network.fleetSubnets.map((subnet) => [subnet.zone, subnet.subnetId]))),
             launchTemplateId: instances.launchTemplate.id,
             launchTemplateVersion: instances.launchTemplate.latestVersion,
             securityGroupIds: [instances.securityGroup.id],
