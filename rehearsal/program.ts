@@ -16,6 +16,8 @@ export const REGION = "us-east-2";
 export const REGION_ZONES = ["us-east-2a", "us-east-2b", "us-east-2c"];
 /** The zones the mocked account offers per region: us-east-1 has six, as AWS's does. */
 const ZONES_BY_REGION: Record<string, string[]> = { [REGION]: REGION_ZONES, "us-east-1": ["a", "b", "c", "d", "e", "f"].map((letter) => `us-east-1${letter}`) };
+/** Local Zones (opt-in, zone type `local-zone`) the account has opted into: a standard-zone lookup leaves them out. */
+const LOCAL_ZONES_BY_REGION: Record<string, string[]> = { "us-east-1": ["us-east-1-bos-1a", "us-east-1-mia-2a"] };
 
 export interface DeclaredResource {
     type: string;
@@ -168,7 +170,10 @@ export function computedState(type: string, name: string, inputs: Record<string,
 function lookup(account: Account, region: string, token: string, args: Record<string, any>): Record<string, any> {
     switch (token) {
         case "aws:index/getAvailabilityZones:getAvailabilityZones": {
-            const names = account.zones?.[region] ?? ZONES_BY_REGION[region] ?? [];
+            const standardOnly = ((args.filters ?? []) as { name: string; values: string[] }[]).some((filter) =>
+                (filter.name === "zone-type" && filter.values.includes("availability-zone")) || (filter.name === "opt-in-status" && filter.values.includes("opt-in-not-required")));
+            const standard = account.zones?.[region] ?? ZONES_BY_REGION[region] ?? [];
+            const names = standardOnly ? standard : [...standard, ...(LOCAL_ZONES_BY_REGION[region] ?? [])];
             return { names, zoneIds: names.map((_, i) => `${region}-az${i + 1}`), state: "available", id: region };
         }
         case "aws:index/getCallerIdentity:getCallerIdentity":

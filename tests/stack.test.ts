@@ -189,6 +189,13 @@ describe("a stack whose fleet runs in some of the region's zones", () => {
         assert.deepStrictEqual(belowCount.map((alarm) => alarm.name).sort(), ["spot-operations-us-east-2a-below-count", "spot-operations-us-east-2c-below-count"]);
     });
 
+    it("spans a region's standard zones only, not the Local Zones the account opted into", async () => {
+        const virginia = await runProgram({ config: { "aws:region": "us-east-1", "spot-availability:zones": [] } });
+        const names = ["a", "b", "c", "d", "e", "f"].map((letter) => `us-east-1${letter}`);
+        assert.deepStrictEqual(virginia.one("awsx:ec2:Vpc").inputs.availabilityZoneNames, names);
+        assert.deepStrictEqual(virginia.outputs.zones, names.slice(0, 3));
+    });
+
     it("takes the first zoneCount zones by name when zones is empty", async () => {
         const two = await runProgram({ config: { "spot-availability:zones": [], "spot-availability:zoneCount": 2 } });
         assert.deepStrictEqual(two.outputs.zones, ["us-east-2a", "us-east-2b"]);
