@@ -10,7 +10,7 @@ import { deleted, key, Plan, PlannedResource, planner, REPLACE_ON } from "./supp
  * Every config edit a user makes on day two, planned as the engine would diff it against the dev
  * stack (`Pulumi.dev.yaml`): what it replaces, creates and deletes, whether the deploy invocation
  * runs (its input changed) and whether it is a release (a new launch template version). The
- * README's "What each edit does" (docs/what-each-edit-does.md) is this table.
+ * README's "Day two: what each edit does" is this table.
  */
 
 const INVOCATION = "aws:lambda/invocation:Invocation";
