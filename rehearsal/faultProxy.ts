@@ -3,7 +3,7 @@ import { Answer, AwsProxy, ec2Error, elbError, escapeXml, EC2_VERSION, RecordedC
 /**
  * A loopback proxy in front of moto for what moto cannot do: capacity errors per zone, type and
  * market; throttling; a failing RegisterTargets; spot prices per zone; target health overrides;
- * and the ClientToken idempotency of RunInstances that AWS documents (same token and parameters:
+ * a release whose instances never pass the health check; and the ClientToken idempotency of RunInstances that AWS documents (same token and parameters:
  * the same reservation back). It also records every call, so tests can count and inspect them.
  */
 
@@ -19,6 +19,28 @@ export interface CapacityFault {
     room?: number;
 }
 
+/**
+ * A launch template version whose application never starts: its instances run, but the target
+ * group never finds them healthy, and their console shows why.
+ */
+export interface FailingVersion {
+    launchTemplateId: string;
+    version: number;
+    /** What GetConsoleOutput answers for its instances, line by line. */
+    consoleOutput: string[];
+}
+
+/** What an instance's console shows when the application's unit fails at boot, as systemd logs it to the serial console. */
+export const FAILED_START_CONSOLE_OUTPUT = [
+    "[   12.341567] cloud-init[1602]: + systemctl enable --now spot-page.service",
+    "[   12.873310] python3[1711]: OSError: [Errno 98] Address already in use",
+    "[   12.874022] systemd[1]: spot-page.service: Main process exited, code=exited, status=1/FAILURE",
+    "[   12.874311] systemd[1]: spot-page.service: Failed with result 'exit-code'.",
+];
+
+/** ELB's answer for a target that fails its health checks. https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_TargetHealth.html */
+const FAILED_HEALTH_CHECKS = { state: "unhealthy", reason: "Target.FailedHealthChecks", description: "Health checks failed" };
+
 export class FaultProxy extends AwsProxy {
     /** Subnet id → zone, so RunInstances faults can be set per zone. */
     subnetZones: Record<string, string> = {};
@@ -33,6 +55,9 @@ export class FaultProxy extends AwsProxy {
     targetHealth: Record<string, string> = {};
     /** A new account without EC2 Spot's service-linked role: every spot launch is refused as AWS refuses it. */
     spotRoleMissing = false;
+    failingVersions: FailingVersion[] = [];
+    /** Instance id → the launch template and version RunInstances launched it from (the tags EC2 sets). */
+    private readonly launchedFrom = new Map<string, { launchTemplateId: string; version: number }>();
 
     reset(): void {
         super.reset();
@@ -43,6 +68,8 @@ export class FaultProxy extends AwsProxy {
         this.spotPrices = undefined;
         this.targetHealth = {};
         this.spotRoleMissing = false;
+        this.failingVersions = [];
+        this.launchedFrom.clear();
     }
 
     protected async answer(call: RecordedCall, forward: () => Promise<Answer>): Promise<Answer> {
@@ -53,11 +80,17 @@ export class FaultProxy extends AwsProxy {
             return injected;
         }
         if (action === "RunInstances") {
-            return this.idempotentRunInstances(params, forward);
+            const answer = await this.idempotentRunInstances(params, forward);
+            this.recordLaunches(answer);
+            return answer;
         }
-        if (action === "DescribeTargetHealth" && Object.keys(this.targetHealth).length > 0) {
+        if (action === "DescribeTargetHealth" && (Object.keys(this.targetHealth).length > 0 || this.failingVersions.length > 0)) {
             const answer = await forward();
             return { ...answer, body: this.overrideTargetHealth(answer.body) };
+        }
+        const failing = action === "GetConsoleOutput" ? this.failingVersionOf(params.InstanceId) : undefined;
+        if (failing !== undefined) {
+            return consoleOutput(params.InstanceId, failing.consoleOutput);
         }
         return forward();
     }
@@ -108,10 +141,39 @@ export class FaultProxy extends AwsProxy {
         };
     }
 
+    /** Every instance of a launch lists the same template and version: RunInstances launches from one. */
+    private recordLaunches(answer: Answer): void {
+        const launchTemplateId = /<key>aws:ec2launchtemplate:id<\/key>\s*<value>([^<]+)<\/value>/.exec(answer.body)?.[1];
+        const version = /<key>aws:ec2launchtemplate:version<\/key>\s*<value>([^<]+)<\/value>/.exec(answer.body)?.[1];
+        if (answer.status !== 200 || launchTemplateId === undefined || version === undefined) {
+            return;
+        }
+        for (const [, id] of answer.body.matchAll(/<instanceId>(i-[0-9a-f]+)<\/instanceId>/g)) {
+            this.launchedFrom.set(id, { launchTemplateId, version: Number(version) });
+        }
+    }
+
+    private failingVersionOf(instanceId: string): FailingVersion | undefined {
+        const launched = this.launchedFrom.get(instanceId);
+        return launched && this.failingVersions.find((failing) => failing.launchTemplateId === launched.launchTemplateId && failing.version === launched.version);
+    }
+
     private overrideTargetHealth(xml: string): string {
         return xml.replace(/<member>((?:(?!<\/member>)[\s\S])*?<Id>(i-[0-9a-f]+)<\/Id>[\s\S]*?)<\/member>/g, (member, _inner, id: string) => {
+            if (this.failingVersionOf(id) !== undefined) {
+                const { state, reason, description } = FAILED_HEALTH_CHECKS;
+                return member.replace(/<TargetHealth>[\s\S]*?<\/TargetHealth>/, `<TargetHealth><State>${state}</State><Reason>${reason}</Reason><Description>${description}</Description></TargetHealth>`);
+            }
             const state = this.targetHealth[id];
             return state === undefined ? member : member.replace(/(<TargetHealth>[\s\S]*?<State>)[^<]*(<\/State>)/, `$1${state}$2`);
         });
     }
+}
+
+function consoleOutput(instanceId: string, lines: string[]): Answer {
+    const output = Buffer.from(lines.join("\n") + "\n", "utf8").toString("base64");
+    return {
+        status: 200,
+        body: `<?xml version="1.0" encoding="UTF-8"?><GetConsoleOutputResponse xmlns="http://ec2.amazonaws.com/doc/${EC2_VERSION}/"><requestId>fault-proxy</requestId><instanceId>${escapeXml(instanceId)}</instanceId><timestamp>${new Date().toISOString()}</timestamp><output>${output}</output></GetConsoleOutputResponse>`,
+    };
 }
