@@ -186,7 +186,17 @@ describe("the order pulumi destroy deletes in, under mocks", () => {
         assert.strictEqual(invocation().inputs.lifecycleScope, "CRUD");
         assert.strictEqual(invocation().inputs.functionName, run.one("aws:lambda/function:Function", "-deploy").state.name);
         assert.deepStrictEqual(JSON.parse(invocation().inputs.input), {
-            desired: { instanceName: "Prometheus", zones: ZONES, instancesPerZone: 1, instanceTypes: ["t3.micro", "t3a.micro", "t2.micro"], launchTemplateId: run.one("aws:ec2/launchTemplate:LaunchTemplate").id },
+            desired: {
+                instanceName: "Prometheus",
+                zones: ZONES,
+                instancesPerZone: 1,
+                instanceTypes: ["t3.micro", "t3a.micro", "t2.micro"],
+                launchTemplateId: run.one("aws:ec2/launchTemplate:LaunchTemplate").id,
+                launchTemplateVersion: run.one("aws:ec2/launchTemplate:LaunchTemplate").state.latestVersion,
+                targetGroupArn: run.one("aws:lb/targetGroup:TargetGroup").state.arn,
+                securityGroupIds: run.one("aws:ec2/launchTemplate:LaunchTemplate").inputs.vpcSecurityGroupIds,
+                release: { batchPercent: 100, healthTimeoutSeconds: 300 },
+            },
         });
     });
 
