@@ -1,4 +1,4 @@
-import { Answer, AwsProxy, ec2Error, elbError, escapeXml, EC2_VERSION, RecordedCall } from "./awsProxy";
+import { Answer, AwsProxy, ec2Error, elbError, escapeXml, EC2_VERSION, RecordedCall, WRITE_ACTIONS } from "./awsProxy";
 
 /**
  * A loopback proxy in front of moto for what moto cannot do: capacity errors per zone, type and
@@ -56,6 +56,8 @@ export class FaultProxy extends AwsProxy {
     /** A new account without EC2 Spot's service-linked role: every spot launch is refused as AWS refuses it. */
     spotRoleMissing = false;
     failingVersions: FailingVersion[] = [];
+    /** Runs before each write is forwarded, so a test can observe the world at every step the handler takes. */
+    beforeWrite: ((call: RecordedCall) => Promise<void>) | undefined;
     /** Instance id → the launch template and version RunInstances launched it from (the tags EC2 sets). */
     private readonly launchedFrom = new Map<string, { launchTemplateId: string; version: number }>();
 
@@ -70,10 +72,14 @@ export class FaultProxy extends AwsProxy {
         this.spotRoleMissing = false;
         this.failingVersions = [];
         this.launchedFrom.clear();
+        this.beforeWrite = undefined;
     }
 
     protected async answer(call: RecordedCall, forward: () => Promise<Answer>): Promise<Answer> {
         const { service, action, params } = call;
+        if (WRITE_ACTIONS.includes(action)) {
+            await this.beforeWrite?.(call);
+        }
         const injected = this.fault(service, action, params);
         if (injected) {
             call.injected = injected.body.match(/<Code>([^<]+)<\/Code>/)?.[1] ?? "answer";
