@@ -136,7 +136,11 @@ export interface MotoStack {
     destroy(): Promise<unknown[]>;
     /** The deploy function's log lines, every invocation's, in order. */
     deployLogs(): Record<string, any>[];
+    /** Every invocation the provider made, in order: the function and `tf.action`. */
+    invocations: { functionName: string; action: InvocationAction }[];
 }
+
+type InvocationAction = "create" | "update" | "delete";
 
 /** A resource in the stack's state, as the last run that reached it left it. */
 interface StackResource {
@@ -199,7 +203,9 @@ export function inMoto(emulator: Emulator, region = REGION): MotoStack {
     };
 
     /** The provider's payload (invocation.go `buildInput`): the input, plus `tf.action` and the previous input object, null on create. */
-    const invoke = async (functionName: string, input: string, action: "create" | "update" | "delete", previousInput: string | undefined) => {
+    const invocations: MotoStack["invocations"] = [];
+    const invoke = async (functionName: string, input: string, action: InvocationAction, previousInput: string | undefined) => {
+        invocations.push({ functionName, action });
         const handler = functions.get(functionName);
         if (handler === undefined) {
             throw new Error(`no function named ${functionName} was declared`);
@@ -498,6 +504,7 @@ export function inMoto(emulator: Emulator, region = REGION): MotoStack {
 
     return {
         deployLogs: () => deployLogBooks.flat(),
+        invocations,
         materialize,
         up: async (options = {}) => {
             declared.clear();

@@ -3,14 +3,25 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import {
+    CreateLaunchTemplateCommand,
+    CreateLaunchTemplateVersionCommand,
     DescribeInstancesCommand,
     DescribeLaunchTemplatesCommand,
     DescribeLaunchTemplateVersionsCommand,
     DescribeSecurityGroupRulesCommand,
     EC2Client,
+    GetConsoleOutputCommand,
     Instance,
+    RunInstancesCommand,
 } from "@aws-sdk/client-ec2";
-import { DescribeListenersCommand, DescribeTargetGroupsCommand, DescribeTargetHealthCommand, ElasticLoadBalancingV2Client } from "@aws-sdk/client-elastic-load-balancing-v2";
+import {
+    CreateTargetGroupCommand,
+    DescribeListenersCommand,
+    DescribeTargetGroupsCommand,
+    DescribeTargetHealthCommand,
+    ElasticLoadBalancingV2Client,
+    RegisterTargetsCommand,
+} from "@aws-sdk/client-elastic-load-balancing-v2";
 import { TAG } from "../handler/tags";
 import { CREDENTIALS, Emulator, motoConnection, useEmulator } from "../rehearsal/emulator";
 import { FAILED_START_CONSOLE_OUTPUT } from "../rehearsal/faultProxy";
@@ -167,6 +178,28 @@ describe("pulumi up after pulumi up, on the emulator", () => {
         });
     });
 
+    describe("the emulator's failing release", () => {
+        it("answers for instances of the failing version, however launched: unhealthy with Target.FailedHealthChecks, and the console says why", async () => {
+            const throughProxy = { region: REGION, endpoint: emulator.endpoint, credentials: CREDENTIALS };
+            const data = { ImageId: "ami-12c6146b", InstanceType: "t3.micro" as const };
+            const templateId = (await ec2.send(new CreateLaunchTemplateCommand({ LaunchTemplateName: "app", LaunchTemplateData: data }))).LaunchTemplate?.LaunchTemplateId as string;
+            await ec2.send(new CreateLaunchTemplateVersionCommand({ LaunchTemplateId: templateId, LaunchTemplateData: { ...data, UserData: "ZXhpdCAx" } }));
+            emulator.proxy.failingVersions = [{ launchTemplateId: templateId, version: 2, consoleOutput: FAILED_START_CONSOLE_OUTPUT }];
+            const launch = async (version: string) =>
+                (await new EC2Client(throughProxy).send(new RunInstancesCommand({ MinCount: 1, MaxCount: 1, LaunchTemplate: { LaunchTemplateId: templateId, Version: version } }))).Instances?.[0] as Instance;
+            const [released, failing] = [await launch("$Default"), await launch("2")];
+            const group = (await elb.send(new CreateTargetGroupCommand({ Name: "app", Protocol: "HTTP", Port: 80, VpcId: released.VpcId }))).TargetGroups?.[0].TargetGroupArn as string;
+            await elb.send(new RegisterTargetsCommand({ TargetGroupArn: group, Targets: [released, failing].map((instance) => ({ Id: instance.InstanceId })) }));
+
+            assert.deepStrictEqual(await targetStates(group), {
+                [released.InstanceId as string]: { state: "healthy", reason: undefined },
+                [failing.InstanceId as string]: { state: "unhealthy", reason: "Target.FailedHealthChecks" },
+            });
+            const console = await new EC2Client(throughProxy).send(new GetConsoleOutputCommand({ InstanceId: failing.InstanceId }));
+            assert.deepStrictEqual(Buffer.from(console.Output as string, "base64").toString("utf8").trim().split("\n"), FAILED_START_CONSOLE_OUTPUT);
+        });
+    });
+
     describe("fleet edits and releases through the deploy archive", () => {
         it("zones [a, b, c] → [a, c] → [c, a] → [a, b, c]: each update converges, the kept zones never below their count, no subnet replaced", async function () {
             this.timeout(240_000);
@@ -206,10 +239,8 @@ describe("pulumi up after pulumi up, on the emulator", () => {
             const release = { launchTemplateId: first.one(LAUNCH_TEMPLATE).id, version: 2, consoleOutput: FAILED_START_CONSOLE_OUTPUT };
             emulator.proxy.failingVersions = [release];
 
-            const failure = await up({
-                "spot-availability:userDataFile": userDataFile("#!/bin/bash\nexit 1\n"),
-                "spot-availability:releaseHealthTimeoutSeconds": 60,
-            }).then(() => undefined, (error: Error) => error);
+            const failingRelease = { "spot-availability:userDataFile": userDataFile("#!/bin/bash\nexit 1\n"), "spot-availability:releaseHealthTimeoutSeconds": 60 };
+            const failure = await up(failingRelease).then(() => undefined, (error: Error) => error);
 
             assert.ok(failure !== undefined, "pulumi up fails");
             const released = (await instancesOf(["pending", "running", "shutting-down", "terminated"])).filter((instance) => tag(instance, VERSION_TAG) === "2");
@@ -221,6 +252,10 @@ describe("pulumi up after pulumi up, on the emulator", () => {
             assert.deepStrictEqual(ids(await instancesOf()), serving, "the old instances keep serving");
             await assertFleetServes(first);
             assert.strictEqual(await defaultVersion(first), 1, "the failed version is never released");
+
+            const invoked = stack.invocations.length;
+            await up(failingRelease);
+            assert.deepStrictEqual(stack.invocations.slice(invoked), [], "the provider stored the failed update's input: the same settings do not deploy again");
         });
 
         it("an appPort edit ends with the whole fleet healthy in the new target group, which the listeners forward to", async function () {
