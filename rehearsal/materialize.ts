@@ -190,20 +190,20 @@ export function inMoto(emulator: Emulator, region = REGION): MotoStack {
     /** What the current run declared. */
     const declared = new Set<string>();
     let creations = 0;
-    /** Physical names already used per logical name: a replacement gets a new one, as Pulumi's autonaming gives it. */
+    /** Physical names already used per resource: a replacement gets a new one, as Pulumi's autonaming gives it. */
     const generations = new Map<string, number>();
     const functions = new Map<string, LambdaHandler>();
     /** One log per loaded deploy archive: each run of the program that changes it loads a new one. */
     const deployLogBooks: Record<string, any>[][] = [];
 
-    const physicalName = (name: string) => {
-        const generation = (generations.get(name) ?? 0) + 1;
-        generations.set(name, generation);
+    const physicalName = (type: string, name: string) => {
+        const generation = (generations.get(stateKey(type, name)) ?? 0) + 1;
+        generations.set(stateKey(type, name), generation);
         return generation === 1 ? name : `${name}-${generation}`;
     };
 
-    /** The provider's payload (invocation.go `buildInput`): the input, plus `tf.action` and the previous input object, null on create. */
     const invocations: MotoStack["invocations"] = [];
+    /** The provider's payload (invocation.go `buildInput`): the input, plus `tf.action` and the previous input object, null on create. */
     const invoke = async (functionName: string, input: string, action: InvocationAction, previousInput: string | undefined) => {
         invocations.push({ functionName, action });
         const handler = functions.get(functionName);
@@ -269,7 +269,7 @@ export function inMoto(emulator: Emulator, region = REGION): MotoStack {
         },
         "aws:ec2/securityGroup:SecurityGroup": {
             create: async (name, inputs) => {
-                const groupId = (await ec2.send(new CreateSecurityGroupCommand({ GroupName: physicalName(name), Description: inputs.description, VpcId: inputs.vpcId }))).GroupId as string;
+                const groupId = (await ec2.send(new CreateSecurityGroupCommand({ GroupName: physicalName("aws:ec2/securityGroup:SecurityGroup", name), Description: inputs.description, VpcId: inputs.vpcId }))).GroupId as string;
                 // vpc_security_group.go removes the egress rule AWS adds to a new group: egress is the rules' to declare.
                 await ec2.send(new RevokeSecurityGroupEgressCommand({ GroupId: groupId, IpPermissions: [{ IpProtocol: "-1", IpRanges: [{ CidrIp: "0.0.0.0/0" }] }] }));
                 return { id: groupId, state: { arn: ec2Arn(`security-group/${groupId}`) } };
@@ -301,7 +301,7 @@ export function inMoto(emulator: Emulator, region = REGION): MotoStack {
         },
         "aws:ec2/launchTemplate:LaunchTemplate": {
             create: async (name, inputs) => {
-                const template = await ec2.send(new CreateLaunchTemplateCommand({ LaunchTemplateName: physicalName(name), VersionDescription: inputs.description, LaunchTemplateData: launchTemplateData(inputs) }));
+                const template = await ec2.send(new CreateLaunchTemplateCommand({ LaunchTemplateName: physicalName("aws:ec2/launchTemplate:LaunchTemplate", name), VersionDescription: inputs.description, LaunchTemplateData: launchTemplateData(inputs) }));
                 const id = template.LaunchTemplate?.LaunchTemplateId as string;
                 return { id, state: { arn: ec2Arn(`launch-template/${id}`), latestVersion: 1, defaultVersion: 1 } };
             },
@@ -326,7 +326,7 @@ export function inMoto(emulator: Emulator, region = REGION): MotoStack {
         "aws:lb/loadBalancer:LoadBalancer": {
             create: async (name, inputs) => {
                 const [balancer] = (await elb.send(new CreateLoadBalancerCommand({
-                    Name: physicalName(name),
+                    Name: physicalName("aws:lb/loadBalancer:LoadBalancer", name),
                     Type: inputs.loadBalancerType,
                     Scheme: inputs.internal === true ? "internal" : "internet-facing",
                     Subnets: inputs.subnets,
@@ -349,7 +349,7 @@ export function inMoto(emulator: Emulator, region = REGION): MotoStack {
         "aws:lb/targetGroup:TargetGroup": {
             create: async (name, inputs) => {
                 const [group] = (await elb.send(new CreateTargetGroupCommand({
-                    Name: physicalName(name),
+                    Name: physicalName("aws:lb/targetGroup:TargetGroup", name),
                     Protocol: inputs.protocol,
                     Port: inputs.port,
                     VpcId: inputs.vpcId,
