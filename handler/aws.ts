@@ -1,9 +1,12 @@
 import { createHash, randomUUID } from "crypto";
 import {
     _InstanceType,
+    DescribeLaunchTemplatesCommand,
     DescribeSpotPriceHistoryCommand,
     EC2Client,
+    GetConsoleOutputCommand,
     Instance,
+    ModifyLaunchTemplateCommand,
     paginateDescribeInstances,
     RunInstancesCommand,
     TerminateInstancesCommand,
@@ -107,7 +110,25 @@ export interface LaunchRequest {
     key: string;
     replaces?: string;
     noticedAt?: number;
+    /** The launch template version; the default (released) one when undefined. */
+    version?: number;
 }
+
+/** A target as DescribeTargetHealth lists it: an instance registered on a port. */
+export interface RegisteredTarget {
+    instanceId: string;
+    port?: number;
+    state: TargetState;
+    /** ELB's reason code and description, e.g. `Target.FailedHealthChecks`, when not healthy. */
+    reason?: string;
+    description?: string;
+}
+
+/** The launch template version EC2 records on each instance it launches from one: https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-launch-templates.html */
+export const LAUNCH_TEMPLATE_VERSION_TAG = "aws:ec2launchtemplate:version";
+
+/** Console lines kept for a failed release's error: the end of the boot, where a user data script fails. */
+const CONSOLE_TAIL_LINES = 15;
 
 function errorName(error: unknown): string {
     return (error as { name?: string }).name ?? "Error";
@@ -145,6 +166,7 @@ export function toObservedInstance(instance: Instance): ObservedInstance | undef
     }
     const launchedBy = tagValue(instance, TAG.launchedBy);
     const noticedAt = Date.parse(tagValue(instance, TAG.noticedAt) ?? "");
+    const version = Number.parseInt(tagValue(instance, LAUNCH_TEMPLATE_VERSION_TAG) ?? "", 10);
     return {
         id: instance.InstanceId,
         // The zone the instance holds is where it runs; the tag only records intent.
@@ -156,6 +178,7 @@ export function toObservedInstance(instance: Instance): ObservedInstance | undef
         replaces: tagValue(instance, TAG.replaces),
         launchTime: instance.LaunchTime?.getTime() ?? 0,
         ...(Number.isNaN(noticedAt) ? {} : { noticedAt }),
+        ...(Number.isNaN(version) ? {} : { version }),
     };
 }
 
@@ -188,24 +211,38 @@ export interface WaitLimit {
 }
 
 export class StackFleet {
+    /**
+     * The port each target was last seen registered on: an instance carried over from a replaced
+     * target group serves on the old group's port, and deregistering it must name that port.
+     */
+    private readonly ports: Map<string, number>;
+
     constructor(
         private readonly clients: AwsClients,
         private readonly settings: HandlerSettings,
         /** What its launches are tagged as: the handler answering events, or the deploy. */
         private readonly launchedBy: LaunchedBy = "handler",
-    ) {}
+    ) {
+        // Assigned here, not as a field initializer: Pulumi's closure serialization drops ES2022 class fields.
+        this.ports = new Map();
+    }
 
-    /** The stack as one parallel round reads it: instances, targets, and the preferred type's spot prices when asked for. */
-    async observe(options: { prices: boolean }): Promise<Observation> {
-        const [instances, targets, prices] = await Promise.all([
+    /**
+     * The stack as one parallel round reads it: instances, targets, the preferred type's spot prices
+     * and the template's released version when asked for.
+     */
+    async observe(options: { prices: boolean; template?: boolean }): Promise<Observation> {
+        const [instances, targets, prices, releasedVersion] = await Promise.all([
             describeStackInstances(this.clients.ec2, this.settings.stack),
             this.describeTargets(),
             options.prices ? this.spotPrices() : Promise.resolve(undefined),
+            options.template ? this.releasedVersion() : Promise.resolve(undefined),
         ]);
         const preferred = this.settings.instanceTypes[0];
         return {
             instances,
             targets,
+            ...(releasedVersion === undefined ? {} : { releasedVersion }),
             ...(prices === undefined ? {} : {
                 spotPrices: prices,
                 prices: Object.fromEntries(Object.entries(prices).filter(([, byType]) => preferred in byType).map(([zone, byType]) => [zone, byType[preferred]])),
@@ -214,12 +251,44 @@ export class StackFleet {
     }
 
     async describeTargets(): Promise<Record<string, TargetState>> {
-        const result = await this.clients.elb.send(new DescribeTargetHealthCommand({ TargetGroupArn: this.settings.targetGroupArn }));
-        return Object.fromEntries(
-            (result.TargetHealthDescriptions ?? [])
-                .filter((description) => description.Target?.Id)
-                .map((description) => [description.Target?.Id as string, (description.TargetHealth?.State ?? "unavailable") as TargetState]),
-        );
+        const targets = await this.targetsOf(this.settings.targetGroupArn);
+        targets.filter((t) => t.port !== undefined).forEach((t) => this.ports.set(t.instanceId, t.port as number));
+        return Object.fromEntries(targets.map((t) => [t.instanceId, t.state]));
+    }
+
+    /** Every target of a target group, this stack's or the one a replaced group held. */
+    async targetsOf(targetGroupArn: string, instanceIds?: string[]): Promise<RegisteredTarget[]> {
+        const result = await this.clients.elb.send(new DescribeTargetHealthCommand({
+            TargetGroupArn: targetGroupArn,
+            ...(instanceIds === undefined ? {} : { Targets: instanceIds.map((Id) => ({ Id, Port: this.ports.get(Id) })) }),
+        }));
+        return (result.TargetHealthDescriptions ?? [])
+            .filter((description) => description.Target?.Id)
+            .map((description) => ({
+                instanceId: description.Target?.Id as string,
+                port: description.Target?.Port,
+                state: (description.TargetHealth?.State ?? "unavailable") as TargetState,
+                reason: description.TargetHealth?.Reason,
+                description: description.TargetHealth?.Description,
+            }));
+    }
+
+    /** The template's default version: the released one, which the event path launches. */
+    async releasedVersion(): Promise<number | undefined> {
+        const result = await this.clients.ec2.send(new DescribeLaunchTemplatesCommand({ LaunchTemplateIds: [this.settings.launchTemplateId] }));
+        return result.LaunchTemplates?.[0]?.DefaultVersionNumber;
+    }
+
+    /** Makes a version the template's default: from then on the event path launches it. */
+    async promote(version: number): Promise<void> {
+        await this.clients.ec2.send(new ModifyLaunchTemplateCommand({ LaunchTemplateId: this.settings.launchTemplateId, DefaultVersion: String(version) }));
+    }
+
+    /** The last lines an instance wrote to its console: why a new version did not start. */
+    async consoleTail(instanceId: string): Promise<string[]> {
+        const result = await this.clients.ec2.send(new GetConsoleOutputCommand({ InstanceId: instanceId, Latest: true }));
+        const text = Buffer.from(result.Output ?? "", "base64").toString("utf8");
+        return text.split(/\r?\n/).filter((line) => line.trim() !== "").slice(-CONSOLE_TAIL_LINES);
     }
 
     /** Current spot prices, zone → instance type → USD per hour: one call for every configured type and zone. */
@@ -242,7 +311,7 @@ export class StackFleet {
 
     async drain(instanceId: string): Promise<"drained" | "not-registered"> {
         try {
-            await this.clients.elb.send(new DeregisterTargetsCommand({ TargetGroupArn: this.settings.targetGroupArn, Targets: [{ Id: instanceId }] }));
+            await this.clients.elb.send(new DeregisterTargetsCommand({ TargetGroupArn: this.settings.targetGroupArn, Targets: [{ Id: instanceId, Port: this.ports.get(instanceId) }] }));
             return "drained";
         } catch (error) {
             // Already gone from the group (terminated instances leave it by themselves).
@@ -253,8 +322,12 @@ export class StackFleet {
         }
     }
 
-    async register(instanceId: string): Promise<void> {
-        await this.clients.elb.send(new RegisterTargetsCommand({ TargetGroupArn: this.settings.targetGroupArn, Targets: [{ Id: instanceId }] }));
+    /** Registers on the target group's port, or on the port an instance already serves on. */
+    async register(instanceId: string, port?: number): Promise<void> {
+        await this.clients.elb.send(new RegisterTargetsCommand({ TargetGroupArn: this.settings.targetGroupArn, Targets: [{ Id: instanceId, Port: port }] }));
+        if (port !== undefined) {
+            this.ports.set(instanceId, port);
+        }
     }
 
     /** One call, whether for a retired instance or the whole fleet at teardown. */
@@ -279,7 +352,7 @@ export class StackFleet {
     async waitUntilInService(instanceIds: string[], limit: WaitLimit): Promise<void> {
         await waitUntilTargetInService(
             { client: this.clients.elb, maxWaitTime: limit.maxWaitSeconds, minDelay: 2, maxDelay: 10 },
-            { TargetGroupArn: this.settings.targetGroupArn, Targets: instanceIds.map((Id) => ({ Id })) },
+            { TargetGroupArn: this.settings.targetGroupArn, Targets: instanceIds.map((Id) => ({ Id, Port: this.ports.get(Id) })) },
         );
     }
 
@@ -352,7 +425,7 @@ export class StackFleet {
         const result = await this.clients.ec2.send(new RunInstancesCommand({
             MinCount: 1,
             MaxCount: 1,
-            LaunchTemplate: { LaunchTemplateId: settings.launchTemplateId, Version: "$Default" },
+            LaunchTemplate: { LaunchTemplateId: settings.launchTemplateId, Version: request.version === undefined ? "$Default" : String(request.version) },
             InstanceType: attempt.instanceType as _InstanceType,
             SubnetId: settings.subnetsByZone[attempt.zone],
             ...(attempt.market === "spot"

@@ -1,9 +1,11 @@
 import { AwsClients, createClients, StackFleet, WaitLimit } from "./aws";
-import { describeError, execute, Report } from "./execute";
-import { metricLine } from "./metrics";
-import { isLive, Observation } from "./model";
-import { placesByZone, reconcile } from "./planner";
 import { checkDesired, deployError, parseDeployRequest } from "./deployRequest";
+import { describeError, execute } from "./execute";
+import { metricLine } from "./metrics";
+import { isLive, Observation, ObservedInstance, Outcome, PlannedAction } from "./model";
+import { placesByZone } from "./places";
+import { reconcile, standalone } from "./reconcile";
+import { Report, reportOutcomes } from "./report";
 import { HandlerSettings } from "./settings";
 import { fleetMemberName, instanceNameTag } from "./tags";
 
@@ -22,8 +24,11 @@ export type DeployAnswer =
     | { instances: Record<string, string> }
     | { terminated: string[] };
 
-/** Reconcile rounds at most: a create takes two (launch, register), a retype four. */
-const MAX_ROUNDS = 8;
+/**
+ * Rounds at most: a create takes two (launch, register), a release three per batch (launch,
+ * register, retire); the deploy's time limit ends it before this, which hands the rest to the schedule.
+ */
+const MAX_ROUNDS = 40;
 
 /** Passes over the fleet at teardown: a batch already running when its event source mapping was deleted may still finish one launch. */
 const TEARDOWN_SWEEPS = 3;
@@ -31,6 +36,9 @@ const TEARDOWN_SWEEPS = 3;
 /** The longest any one wait may take, and what is kept back from Lambda's remaining time. */
 const MAX_WAIT_SECONDS = 300;
 const WAIT_MARGIN_SECONDS = 30;
+
+/** Below this much time left, a release in progress is left to the schedule's reconcile, which finishes it at the same pace. */
+const HANDOFF_SECONDS = 2 * WAIT_MARGIN_SECONDS;
 
 /** The instances holding each zone's places, named as the `instances` output names them: oldest first. */
 export function fleetNames(observation: Observation, settings: HandlerSettings): Record<string, string> {
@@ -52,24 +60,33 @@ export function shortfall(observation: Observation, settings: HandlerSettings): 
     });
 }
 
-/** What went wrong in a round, for the invocation's error. */
-interface Failure {
-    subject: string;
-    error: string;
-}
-
 /** Each distinct error once, with the first action it failed and how many more. */
-export function summarize(failures: Failure[]): string {
+export function summarize(outcomes: readonly Outcome[]): string {
     const bySubject = new Map<string, string[]>();
-    for (const { subject, error } of failures) {
+    for (const outcome of outcomes) {
+        const { action } = outcome;
+        const subject = `${action.kind} ${"instanceId" in action ? action.instanceId : action.kind === "launch" ? action.key : ""}`.trim();
+        const error = outcome.status === "failed" ? outcome.error : outcome.status === "skipped" ? `${outcome.why} (${outcome.tried.join("; ")})` : "done";
         bySubject.set(error, [...(bySubject.get(error) ?? []), subject]);
     }
     return [...bySubject].map(([error, subjects]) => `${subjects[0]}${subjects.length > 1 ? ` (and ${subjects.length - 1} more)` : ""}: ${error}`).join("; ");
 }
 
+/** Instances that should run another version than `target`: what a release still has to replace. */
+export function outdated(observation: Observation, settings: HandlerSettings, target: number): ObservedInstance[] {
+    return Object.values(placesByZone(observation, settings, new Set())).flat().filter((i) => i.version !== target);
+}
+
+/** Instances of the released version that did not become healthy in time: the release stops. */
+export function stalledRelease(observation: Observation, settings: HandlerSettings, target: number, now: number): ObservedInstance[] {
+    return observation.instances.filter((i) =>
+        isLive(i) && i.version === target && observation.targets[i.id] !== "healthy" && now - i.launchTime > settings.release.healthTimeoutSeconds * 1000);
+}
+
 /** What changes between rounds: a round that changed none of it made no progress. */
 function fingerprint(observation: Observation): string {
     return JSON.stringify([
+        observation.releasedVersion,
         observation.instances.map((i) => `${i.id}:${i.state}`).sort(),
         Object.entries(observation.targets).map(([id, state]) => `${id}:${state}`).sort(),
     ]);
@@ -94,19 +111,12 @@ export function createDeployHandler(settings: HandlerSettings, dependencies: Dep
 
     return async (payload: unknown, context?: DeployContext): Promise<DeployAnswer> => {
         const started = Date.now();
-        const failures: Failure[] = [];
         const report: Report = {
-            log: (fields) => {
-                if (fields.result === "failed" || fields.result === "no-capacity") {
-                    failures.push({ subject: `${fields.action} ${fields.instance ?? fields.key ?? ""}`, error: String(fields.error ?? `no capacity (${(fields.tried as string[] | undefined)?.join("; ")})`) });
-                }
-                write(JSON.stringify({ path: "deploy", ...fields, ms: Date.now() - started }));
-            },
+            log: (fields) => write(JSON.stringify({ path: "deploy", ...fields, ms: Date.now() - started })),
             metric: (values, dimensions, properties) => writeMetric(metricLine(settings.stack, values, dimensions, properties)),
         };
-        const limit = (): WaitLimit => ({
-            maxWaitSeconds: Math.max(1, Math.min(MAX_WAIT_SECONDS, Math.floor((context?.getRemainingTimeInMillis() ?? Infinity) / 1000) - WAIT_MARGIN_SECONDS)),
-        });
+        const secondsLeft = () => Math.floor((context?.getRemainingTimeInMillis() ?? Infinity) / 1000);
+        const limit = (cap = MAX_WAIT_SECONDS): WaitLimit => ({ maxWaitSeconds: Math.max(1, Math.min(cap, secondsLeft() - WAIT_MARGIN_SECONDS)) });
 
         const request = parseDeployRequest(payload);
         report.log({ action: request.action, desired: request.desired, result: "started" });
@@ -114,29 +124,70 @@ export function createDeployHandler(settings: HandlerSettings, dependencies: Dep
             return teardown();
         }
         checkDesired(request.desired, settings);
-        return converge();
+        if (request.previous !== undefined && request.previous.targetGroupArn !== request.desired.targetGroupArn) {
+            await carryOver(request.previous.targetGroupArn);
+        }
+        return converge(request.desired.launchTemplateVersion);
 
-        async function converge(): Promise<DeployAnswer> {
+        /**
+         * A replaced target group (an `appPort` edit) starts empty, and the listeners move to it
+         * after this invocation: the instances the old group serves join the new one first, on
+         * the port they serve on, so the release below replaces them with the site serving.
+         */
+        async function carryOver(previousGroupArn: string): Promise<void> {
+            const serving = (await fleet.targetsOf(previousGroupArn).catch(() => [])).filter((t) => t.port !== undefined && ["healthy", "initial"].includes(t.state));
+            const registered = await fleet.describeTargets();
+            const joining = serving.filter((t) => registered[t.instanceId] === undefined);
+            await Promise.all(joining.map((t) => fleet.register(t.instanceId, t.port)));
+            report.log({ action: "carry-over", from: previousGroupArn, instances: joining.map((t) => `${t.instanceId}:${t.port}`), result: "registered" });
+            if (joining.length > 0) {
+                await fleet.waitUntilInService(joining.map((t) => t.instanceId), limit(settings.release.healthTimeoutSeconds))
+                    .catch((error) => report.log({ action: "wait-in-service", instances: joining.map((t) => t.instanceId), result: "not yet", error: describeError(error) }));
+            }
+        }
+
+        async function converge(target: number): Promise<DeployAnswer> {
             let previous = "";
+            let unfinished: Outcome[] = [];
+            let handedOff = false;
             for (let round = 1; round <= MAX_ROUNDS; round++) {
-                const observation = await fleet.observe({ prices: true });
-                const actions = reconcile(observation, settings);
+                const observation = await fleet.observe({ prices: true, template: true });
+                const stalled = stalledRelease(observation, settings, target, Date.now());
+                if (stalled.length > 0) {
+                    throw await rollBack(observation, stalled, target);
+                }
+                const actions = reconcile(observation, settings, standalone(target));
                 const seen = fingerprint(observation);
                 if (actions.length === 0 || seen === previous) {
                     break;
                 }
                 previous = seen;
-                failures.length = 0;
-                const failed = await execute(actions.map((action) => ({ ...action, messageIds: [`round-${round}`] })), fleet, report, observation.spotPrices);
-                if (failed.size > 0) {
-                    throw deployError(`could not reconcile ${settings.stack} to its settings: ${summarize(failures)}`);
+                const outcomes = await execute(actions.map((action): PlannedAction => ({ ...action, messageIds: [] })), fleet);
+                reportOutcomes(outcomes, report, observation.spotPrices);
+                const failed = outcomes.filter((o) => o.status === "failed");
+                if (failed.length > 0) {
+                    throw deployError(`could not reconcile ${settings.stack} to its settings: ${summarize(failed)}`);
+                }
+                unfinished = outcomes.filter((o) => o.status === "skipped");
+                if (secondsLeft() < HANDOFF_SECONDS) {
+                    handedOff = true;
+                    break;
                 }
                 await settle();
             }
-            const final = await fleet.observe({ prices: false });
+            return answer(target, unfinished, handedOff);
+        }
+
+        async function answer(target: number, unfinished: Outcome[], handedOff: boolean): Promise<DeployAnswer> {
+            const final = await fleet.observe({ prices: false, template: true });
             const missing = shortfall(final, settings);
+            const old = outdated(final, settings, target).map((i) => i.id);
+            const why = unfinished.length > 0 ? ` (${summarize(unfinished)})` : "";
             if (missing.length > 0) {
-                throw deployError(`${settings.stack} did not reach its settings: ${missing.join("; ")}${failures.length > 0 ? ` (${summarize(failures)})` : ""}`);
+                throw deployError(`${settings.stack} did not reach its settings: ${missing.join("; ")}${why}`);
+            }
+            if (old.length > 0 && !handedOff) {
+                throw deployError(`${settings.stack} could not release version ${target}: ${old.join(", ")} still run another version${why}; they keep serving, and the next pulumi up retries`);
             }
             // A removed zone's subnet is deleted after this invocation: nothing of ours may still use it.
             const leaving = final.instances.filter((i) => ["shutting-down", "stopping"].includes(i.state)).map((i) => i.id);
@@ -144,8 +195,31 @@ export function createDeployHandler(settings: HandlerSettings, dependencies: Dep
                 await fleet.waitUntilTerminated(leaving, limit());
             }
             const instances = fleetNames(final, settings);
-            report.log({ action: request.action, instances, result: "converged" });
+            report.log({ action: request.action, instances, released: final.releasedVersion, outdated: old, result: handedOff ? "handed-off" : "converged" });
             return { instances };
+        }
+
+        /**
+         * A version whose instance did not become healthy in time never becomes what interruptions
+         * are answered with: its instances go (those that served too, unless it was already
+         * promoted), the outdated ones they were to replace keep serving, and the invocation fails
+         * saying why, with what the instance's console shows.
+         */
+        async function rollBack(observation: Observation, stalled: ObservedInstance[], target: number): Promise<Error> {
+            const promoted = observation.releasedVersion === target;
+            const doomed = observation.instances.filter((i) => isLive(i) && i.version === target && (!promoted || observation.targets[i.id] !== "healthy")).map((i) => i.id);
+            const [first] = stalled;
+            const [health] = await fleet.targetsOf(settings.targetGroupArn, [first.id]).catch(() => []);
+            const consoleLines = await fleet.consoleTail(first.id).catch((error) => [`(console output unavailable: ${describeError(error)})`]);
+            await fleet.terminate(doomed);
+            report.log({ action: "roll-back", version: target, instances: doomed, result: "terminated" });
+            const targetHealth = health === undefined ? "not registered" : `${health.state}${health.reason ? ` (${health.reason}${health.description ? `: ${health.description}` : ""})` : ""}`;
+            return deployError([
+                `release of launch template version ${target} stopped: ${first.id} in ${first.zone} was not healthy within ${settings.release.healthTimeoutSeconds} s; target health: ${targetHealth}.`,
+                `Terminated the release's new instances (${doomed.join(", ")}); the fleet keeps serving version ${observation.releasedVersion ?? "unknown"}.`,
+                `Last lines of ${first.id}'s console output:`,
+                ...consoleLines.map((line) => `    ${line}`),
+            ].join("\n"));
         }
 
         /** Waits until what the round launched runs, and what replaces a serving instance serves too (then the next round retires the old one). */
@@ -160,12 +234,9 @@ export function createDeployHandler(settings: HandlerSettings, dependencies: Dep
                 .filter((i) => i.replaces !== undefined && live.has(i.replaces) && observation.targets[i.id] === "initial")
                 .map((i) => i.id);
             if (joining.length > 0) {
-                try {
-                    await fleet.waitUntilInService(joining, limit());
-                } catch (error) {
-                    // The fleet holds its count meanwhile; the schedule retires the old ones once these serve.
-                    report.log({ action: "wait-in-service", instances: joining, result: "not yet", error: describeError(error) });
-                }
+                // A release's instance that is not healthy in time stops the release at the next round.
+                await fleet.waitUntilInService(joining, limit(settings.release.healthTimeoutSeconds))
+                    .catch((error) => report.log({ action: "wait-in-service", instances: joining, result: "not yet", error: describeError(error) }));
             }
         }
 

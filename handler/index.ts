@@ -1,9 +1,11 @@
 import { AwsClients, createClients, StackFleet } from "./aws";
-import { HandlerEvent, parseBatch } from "./events";
-import { describeError, execute, Report, reportBatch } from "./execute";
+import { parseBatch } from "./events";
+import { describeError, execute } from "./execute";
 import { metricLine } from "./metrics";
 import { planBatch } from "./planner";
+import { failedMessages, Report, reportFleet, reportOutcomes, reportTriage } from "./report";
 import { HandlerSettings } from "./settings";
+import { actionable, isScheduled, mayLaunch, triage } from "./triage";
 
 /**
  * The Lambda's controller, one SQS batch at a time: parse every record, observe the stack once,
@@ -26,11 +28,6 @@ export interface BatchResponse {
     batchItemFailures: { itemIdentifier: string }[];
 }
 
-/** Whether the batch may launch: then the observation includes spot prices, which rank the zones. */
-function mayLaunch(event: HandlerEvent): boolean {
-    return !["ignored", "drain-check"].includes(event.kind) && !(event.kind === "state-change" && event.state === "running");
-}
-
 /** Builds the function Lambda calls for each batch; clients are built once, here, per container. */
 export function createHandler(settings: HandlerSettings, dependencies: HandlerDependencies = {}) {
     const fleet = new StackFleet(dependencies.clients ?? createClients(settings.region), settings);
@@ -47,24 +44,30 @@ export function createHandler(settings: HandlerSettings, dependencies: HandlerDe
         if (rejected !== undefined) {
             report.log({ action: "none", result: "ignored", reason: rejected });
         }
-        const actionable = messages.filter(({ event }) => event.kind !== "ignored");
+        const relevant = actionable(messages);
         const failures = (ids: Iterable<string>): BatchResponse => ({ batchItemFailures: [...ids].map((itemIdentifier) => ({ itemIdentifier })) });
-        if (actionable.length === 0) {
-            reportBatch(messages, { instances: [], targets: {} }, settings, report);
+        if (relevant.length === 0) {
+            reportTriage(triage(messages, { instances: [], targets: {} }), report);
             return failures([]);
         }
         let observation;
         try {
-            observation = await fleet.observe({ prices: actionable.some(({ event }) => mayLaunch(event)) });
+            observation = await fleet.observe({ prices: mayLaunch(relevant), template: isScheduled(relevant) });
         } catch (error) {
-            report.log({ action: "observe", result: "failed", error: describeError(error), messages: actionable.length });
-            return failures(actionable.map((m) => m.messageId));
+            report.log({ action: "observe", result: "failed", error: describeError(error), messages: relevant.length });
+            return failures(relevant.map((m) => m.messageId));
         }
-        const ours = reportBatch(messages, observation, settings, report);
-        const actions = planBatch(actionable, observation, settings, Date.now());
-        if (actions.length === 0 && ours > 0) {
-            report.log({ action: "none", result: "nothing to do", messages: ours });
+        const triaged = triage(messages, observation);
+        reportTriage(triaged, report);
+        if (isScheduled(relevant)) {
+            reportFleet(observation, settings, report);
         }
-        return failures(await execute(actions, fleet, report, observation.spotPrices));
+        const actions = planBatch(triaged.ours, observation, settings, Date.now());
+        if (actions.length === 0 && triaged.ours.length > 0) {
+            report.log({ action: "none", result: "nothing to do", messages: triaged.ours.length });
+        }
+        const outcomes = await execute(actions, fleet);
+        reportOutcomes(outcomes, report, observation.spotPrices);
+        return failures(failedMessages(outcomes));
     };
 }

@@ -19,6 +19,8 @@ export interface ObservedInstance {
     launchTime: number;
     /** When AWS's notice that this instance answers came (milliseconds since the epoch), if it answers one. */
     noticedAt?: number;
+    /** The launch template version it was launched from (EC2's `aws:ec2launchtemplate:version` tag). */
+    version?: number;
 }
 
 /** Target health states of ELBv2. */
@@ -33,6 +35,8 @@ export interface Observation {
     prices?: Record<string, number>;
     /** Every configured type's current spot price by zone, for the log of what a launch costs. */
     spotPrices?: SpotPrices;
+    /** The launch template's default version: the released one, which the event path launches. Undefined when not read. */
+    releasedVersion?: number;
 }
 
 /** Current spot prices: zone → instance type → USD per hour. */
@@ -72,13 +76,27 @@ export type Action =
      * that plans the same place derives the same ClientToken, so a place is never filled twice.
      * A best-effort launch that finds no capacity is not a failure: the fleet already holds its count.
      */
-    | { kind: "launch"; attempts: LaunchAttempt[]; key: string; replaces?: string; noticedAt?: number; reason: string; bestEffort?: boolean }
+    | { kind: "launch"; attempts: LaunchAttempt[]; key: string; replaces?: string; noticedAt?: number; reason: string; bestEffort?: boolean; version?: number }
     | { kind: "register"; instanceId: string; reason: string; clock?: RegistrationClock }
     | { kind: "terminate"; instanceId: string; reason: string }
-    | { kind: "timer"; timer: DrainTimer; reason: string };
+    | { kind: "timer"; timer: DrainTimer; reason: string }
+    /** Make a version the template's default: what the event path launches from then on. */
+    | { kind: "promote"; version: number; reason: string }
+    /** Ask for a reconcile now rather than at the next schedule (a launch landed outside its zone). */
+    | { kind: "request-reconcile"; reason: string };
 
 /** An action and the messages it answers: if it fails, they are reported as the batch's failures. */
 export type PlannedAction = Action & { messageIds: string[] };
+
+/** A pool that refused a launch, as `zone/type/market: ErrorCode`. */
+export type TriedPool = string;
+
+/** What became of one action: what the deploy reads and the log reports, never the other way round. */
+export type Outcome =
+    | { status: "done"; action: PlannedAction; ms: number; launched?: { instanceId: string; pool: LaunchAttempt; tried: TriedPool[] }; drained?: "drained" | "not-registered" }
+    /** A best-effort launch without capacity, or a place another batch already filled: nothing lost. */
+    | { status: "skipped"; action: PlannedAction; ms: number; why: "no-capacity" | "already-launched"; tried: TriedPool[] }
+    | { status: "failed"; action: PlannedAction; ms: number; error: string; tried: TriedPool[] };
 
 export const LIVE_STATES: readonly InstanceState[] = ["pending", "running"];
 

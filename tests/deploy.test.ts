@@ -194,7 +194,7 @@ describe("the order pulumi destroy deletes in, under mocks", () => {
                 launchTemplateId: run.one("aws:ec2/launchTemplate:LaunchTemplate").id,
                 launchTemplateVersion: run.one("aws:ec2/launchTemplate:LaunchTemplate").state.latestVersion,
                 targetGroupArn: run.one("aws:lb/targetGroup:TargetGroup").state.arn,
-                securityGroupIds: run.one("aws:ec2/launchTemplate:LaunchTemplate").inputs.vpcSecurityGroupIds,
+                securityGroupIds: [run.one("aws:ec2/securityGroup:SecurityGroup", "-instances-instance").id],
                 release: { batchPercent: 100, healthTimeoutSeconds: 300 },
             },
         });

@@ -74,7 +74,8 @@ describe("the handler's packaging", () => {
         // That SDK launched (through the capacity-aware retry strategy) and set the drain timer.
         assert.strictEqual(JSON.parse(fs.readFileSync(path.join(RUNTIME_SDK_MODULES, "@aws-sdk/client-ec2/package.json"), "utf8")).version, "3.699.0");
         assert.deepStrictEqual(logs.filter((line) => line.result === "launched" || line.result === "set").map((line) => line.action).sort(), ["launch", "timer"]);
-        const [foreign, malformed] = logs;
+        const foreign = logs.find((line) => line.reason === "not an instance of this stack") ?? {};
+        const malformed = logs.find((line) => line.message === "m2") ?? {};
         assert.deepStrictEqual([foreign.event, foreign.instance, foreign.result, foreign.reason], ["interruption-warning", "i-0123456789abcdef0", "ignored", "not an instance of this stack"]);
         assert.deepStrictEqual([malformed.message, malformed.result, malformed.reason], ["m2", "ignored", "message body is not JSON"]);
         // The archive's handler asked the emulator which instances carry this stack's tag.

@@ -1,8 +1,12 @@
 import * as assert from "assert";
 import { HandlerEvent, QueuedEvent } from "../handler/events";
 import { Observation, PlannedAction } from "../handler/model";
-import { chooseZones, countByZone, drainDeadline, launchAttempts, planBatch, reconcile } from "../handler/planner";
+import { countByZone } from "../handler/places";
+import { drainDeadline, planBatch as planOurs } from "../handler/planner";
+import { chooseZones, launchAttempts } from "../handler/pools";
+import { reconcile } from "../handler/reconcile";
 import { HandlerSettings } from "../handler/settings";
+import { triage } from "../handler/triage";
 import { observedInstance, SETTINGS } from "./support/fixtures";
 
 /** The planner on plain data: every decision for a batch, without AWS. */
@@ -26,6 +30,11 @@ const stateChange = (instanceId: string, state: "running" | "shutting-down" | "t
 const schedule = () => message({ kind: "schedule", ...identity() });
 const drainCheck = (instanceId: string, cause: "deadline" | "replacement-healthy", replacementId?: string) => message({ kind: "drain-check", ...identity(), instanceId, cause, replacementId });
 
+/** The event path's plan for a batch as the handler makes it: triaged against the observation first. */
+function planBatch(messages: QueuedEvent[], observation: Observation, config: HandlerSettings, now: number): PlannedAction[] {
+    return planOurs(triage(messages, observation).ours, observation, config, now);
+}
+
 /** Actions as one line each: `launch replace/i-b b/t3a.micro/spot…`, `timer deadline i-b 70 s`, `drain i-b`. */
 function summary(actions: PlannedAction[]): string[] {
     return actions.map((a) => {
@@ -34,6 +43,10 @@ function summary(actions: PlannedAction[]): string[] {
                 return `launch ${a.key} from ${a.attempts[0].zone.slice(-1)}/${a.attempts[0].instanceType}/${a.attempts[0].market}`;
             case "timer":
                 return `timer ${a.timer.cause} ${a.timer.instanceId} ${a.timer.delaySeconds} s`;
+            case "promote":
+                return `promote ${a.version}`;
+            case "request-reconcile":
+                return a.kind;
             default:
                 return `${a.kind} ${a.instanceId}`;
         }

@@ -1,0 +1,42 @@
+import { isLive, Observation, ObservedInstance } from "./model";
+import { HandlerSettings } from "./settings";
+
+/**
+ * How the fleet's places are counted: which live instance holds which zone's place. Shared by the
+ * planner, the deploy's answer and the batch's metrics; no decisions here.
+ */
+
+/**
+ * Instances whose place a live instance took: the one it replaces, and on down the chain (a
+ * replacement that moved back to its zone supersedes the fallback, which superseded the warned
+ * instance, whether or not the fallback still runs).
+ */
+export function supersededIds(instances: ObservedInstance[]): Set<string> {
+    const replacedBy = new Map(instances.filter((i) => i.replaces !== undefined && i.replaces !== i.id).map((i) => [i.id, i.replaces as string]));
+    const superseded = new Set<string>();
+    for (const live of instances.filter(isLive)) {
+        for (let id = replacedBy.get(live.id); id !== undefined && !superseded.has(id); id = replacedBy.get(id)) {
+            superseded.add(id);
+        }
+    }
+    return superseded;
+}
+
+/**
+ * Live instances per configured zone that hold a place: pending or running, not draining, not
+ * superseded by a replacement, and not the instances the batch says are going away.
+ */
+export function placesByZone(observation: Observation, settings: HandlerSettings, leaving: ReadonlySet<string>): Record<string, ObservedInstance[]> {
+    const superseded = supersededIds(observation.instances);
+    const places: Record<string, ObservedInstance[]> = Object.fromEntries(Object.keys(settings.subnetsByZone).map((zone) => [zone, []]));
+    for (const instance of observation.instances) {
+        if (isLive(instance) && !superseded.has(instance.id) && !leaving.has(instance.id) && observation.targets[instance.id] !== "draining" && instance.zone in places) {
+            places[instance.zone].push(instance);
+        }
+    }
+    return places;
+}
+
+export function countByZone(observation: Observation, settings: HandlerSettings, leaving: ReadonlySet<string>): Record<string, number> {
+    return Object.fromEntries(Object.entries(placesByZone(observation, settings, leaving)).map(([zone, instances]) => [zone, instances.length]));
+}

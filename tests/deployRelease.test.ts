@@ -1,0 +1,88 @@
+import * as assert from "assert";
+import { CreateLaunchTemplateVersionCommand, DescribeLaunchTemplatesCommand, DescribeVpcsCommand } from "@aws-sdk/client-ec2";
+import { CreateTargetGroupCommand, DescribeTargetHealthCommand } from "@aws-sdk/client-elastic-load-balancing-v2";
+import { createClients, LAUNCH_TEMPLATE_VERSION_TAG } from "../handler/aws";
+import { createDeployHandler } from "../handler/deploy";
+import { desiredFleet } from "../handler/deployRequest";
+import { HandlerSettings } from "../handler/settings";
+import { CREDENTIALS, Emulator } from "../rehearsal/emulator";
+import { freshWorld, tag, World } from "../rehearsal/world";
+
+/**
+ * The deploy's release on moto, as `pulumi up` runs it after a change of the launch template: a
+ * new version rolled zone by zone, the new instances registered and healthy before the old ones
+ * go, and the new version made the default only once it serves. (The materialised stack's
+ * version of this, with a failing release, is in dayTwo.test.ts.)
+ */
+
+describe("a release by the deploy, on moto", () => {
+    let emulator: Emulator;
+    let world: World;
+    beforeEach(async () => {
+        ({ emulator, world } = await freshWorld({ instancesPerZone: 2 }));
+    });
+
+    /** What `pulumi up` does to the template when user data changes: a new version, the default left alone. */
+    async function newVersion(): Promise<number> {
+        const created = await world.ec2.send(new CreateLaunchTemplateVersionCommand({
+            LaunchTemplateId: world.settings.launchTemplateId,
+            // moto ignores SourceVersion: the new version holds only what is sent.
+            LaunchTemplateData: { ImageId: "ami-12c6146b", InstanceType: "t3.micro", UserData: Buffer.from("#!/bin/bash\necho v2\n").toString("base64") },
+        }));
+        return created.LaunchTemplateVersion?.VersionNumber as number;
+    }
+
+    function deploy(before: HandlerSettings, after: HandlerSettings, log: string[] = []) {
+        const handler = createDeployHandler(after, { clients: createClients(after.region, { endpoint: emulator.endpoint, credentials: CREDENTIALS }), log: (line) => log.push(line), metrics: () => undefined });
+        return handler({ desired: desiredFleet(after), tf: { action: "update", prev_input: { desired: desiredFleet(before) } } });
+    }
+
+    const defaultVersion = async () => (await world.ec2.send(new DescribeLaunchTemplatesCommand({ LaunchTemplateIds: [world.settings.launchTemplateId] }))).LaunchTemplates?.[0].DefaultVersionNumber;
+
+    it("rolls every zone to the new version and promotes it to the default once it serves", async () => {
+        const old = Object.values(world.declared);
+        const version = await newVersion();
+        const released = { ...world.settings, launchTemplateVersion: version };
+        const answer = await deploy(world.settings, released);
+
+        const live = await world.instances();
+        assert.deepStrictEqual(live.map((i) => tag(i, LAUNCH_TEMPLATE_VERSION_TAG)), live.map(() => String(version)), "every instance runs the new version");
+        assert.strictEqual(live.length, 6, "each zone at its count");
+        assert.ok(live.every((i) => !old.includes(i.InstanceId as string)), "the old ones are gone");
+        const targets = await world.registeredTargets();
+        assert.deepStrictEqual(live.map((i) => targets[i.InstanceId as string]), live.map(() => "healthy"));
+        assert.strictEqual(await defaultVersion(), version);
+        assert.strictEqual(Object.keys((answer as { instances: Record<string, string> }).instances).length, 6);
+    });
+
+    it("never leaves the target group below the fleet's count: old ones leave only after the new ones joined", async () => {
+        const released = { ...world.settings, launchTemplateVersion: await newVersion() };
+        await deploy(world.settings, released);
+        const calls = emulator.proxy.calls.map((call) => call.action);
+        const firstDeregister = calls.indexOf("DeregisterTargets");
+        const registersBefore = calls.slice(0, firstDeregister).filter((action) => action === "RegisterTargets").length;
+        assert.ok(firstDeregister > 0 && registersBefore === 6, `all six new instances registered before the first drain (${registersBefore})`);
+        assert.ok(calls.indexOf("ModifyLaunchTemplate") > calls.indexOf("RegisterTargets"), "promoted after the new version joined");
+    });
+
+    it("carries the fleet into a replaced target group on the port it serves on, then releases into it", async () => {
+        const [vpc] = (await world.ec2.send(new DescribeVpcsCommand({}))).Vpcs ?? [];
+        const created = await world.elb.send(new CreateTargetGroupCommand({ Name: "spot-lb-8080", Protocol: "HTTP", Port: 8080, VpcId: vpc.VpcId, TargetType: "instance" }));
+        const targetGroupArn = created.TargetGroups?.[0].TargetGroupArn as string;
+        const moved = { ...world.settings, targetGroupArn, launchTemplateVersion: await newVersion() };
+        const log: string[] = [];
+        await deploy(world.settings, moved, log);
+
+        const carried = log.map((line) => JSON.parse(line)).find((line) => line.action === "carry-over");
+        assert.deepStrictEqual(carried.instances.sort(), Object.values(world.declared).map((id) => `${id}:80`).sort(), "the old fleet joined on port 80, where it serves");
+        const targets = (await world.elb.send(new DescribeTargetHealthCommand({ TargetGroupArn: targetGroupArn }))).TargetHealthDescriptions ?? [];
+        const live = (await world.instances()).map((i) => i.InstanceId as string).sort();
+        assert.deepStrictEqual(targets.map((t) => t.Target?.Id).sort(), live, "the new group holds the whole fleet");
+        assert.ok(targets.every((t) => t.Target?.Port === 8080 && t.TargetHealth?.State === "healthy"), "on the new port, healthy");
+    });
+
+    it("answers with nothing to do when the fleet already runs the declared version", async () => {
+        await deploy(world.settings, world.settings);
+        assert.deepStrictEqual(emulator.proxy.writeCalls(), []);
+    });
+});
