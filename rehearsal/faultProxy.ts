@@ -1,4 +1,4 @@
-import { Answer, AwsProxy, ec2Error, elbError, escapeXml, EC2_VERSION, RecordedCall, WRITE_ACTIONS } from "./awsProxy";
+import { Answer, AwsProxy, ec2Error, elbError, escapeXml, EC2_VERSION, listParam, RecordedCall, WRITE_ACTIONS } from "./awsProxy";
 
 /**
  * A loopback proxy in front of moto for what moto cannot do: capacity errors per zone, type and
@@ -21,13 +21,16 @@ export interface CapacityFault {
 
 /**
  * A launch template version whose application never starts: its instances run, but the target
- * group never finds them healthy, and their console shows why.
+ * group never finds them healthy, and their console shows why. As an ALB reports such a target:
+ * `initial` while its first health checks run, then `unhealthy` once they have failed.
  */
 export interface FailingVersion {
     launchTemplateId: string;
     version: number;
     /** What GetConsoleOutput answers for its instances, line by line. */
     consoleOutput: string[];
+    /** Seconds from registration until the checks have failed: the dev stack's unhealthy threshold × interval (2 × 5 s) unless set. */
+    failedAfterSeconds?: number;
 }
 
 /** What an instance's console shows when the application's unit fails at boot, as systemd logs it to the serial console. */
@@ -38,8 +41,10 @@ export const FAILED_START_CONSOLE_OUTPUT = [
     "[   12.874311] systemd[1]: spot-page.service: Failed with result 'exit-code'.",
 ];
 
-/** ELB's answer for a target that fails its health checks. https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_TargetHealth.html */
+/** ELB's answers for a target whose health checks run, then have failed. https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_TargetHealth.html */
+const INITIAL_HEALTH_CHECKS = { state: "initial", reason: "Elb.InitialHealthChecking", description: "Initial health checks in progress" };
 const FAILED_HEALTH_CHECKS = { state: "unhealthy", reason: "Target.FailedHealthChecks", description: "Health checks failed" };
+const DEFAULT_FAILED_AFTER_SECONDS = 10;
 
 export class FaultProxy extends AwsProxy {
     /** Subnet id → zone, so RunInstances faults can be set per zone. */
@@ -60,6 +65,8 @@ export class FaultProxy extends AwsProxy {
     beforeWrite: ((call: RecordedCall) => Promise<void>) | undefined;
     /** Instance id → the launch template and version RunInstances launched it from (the tags EC2 sets). */
     private readonly launchedFrom = new Map<string, { launchTemplateId: string; version: number }>();
+    /** Instance id → when RegisterTargets last registered it (ms). */
+    private readonly registeredAt = new Map<string, number>();
 
     reset(): void {
         super.reset();
@@ -72,6 +79,7 @@ export class FaultProxy extends AwsProxy {
         this.spotRoleMissing = false;
         this.failingVersions = [];
         this.launchedFrom.clear();
+        this.registeredAt.clear();
         this.beforeWrite = undefined;
     }
 
@@ -89,6 +97,11 @@ export class FaultProxy extends AwsProxy {
             const answer = await this.idempotentRunInstances(params, forward);
             this.recordLaunches(answer);
             return answer;
+        }
+        if (action === "RegisterTargets") {
+            for (const id of listParam(params, /^Targets\.member\.\d+\.Id$/)) {
+                this.registeredAt.set(id, Date.now());
+            }
         }
         if (action === "DescribeTargetHealth" && (Object.keys(this.targetHealth).length > 0 || this.failingVersions.length > 0)) {
             const answer = await forward();
@@ -166,8 +179,10 @@ export class FaultProxy extends AwsProxy {
 
     private overrideTargetHealth(xml: string): string {
         return xml.replace(/<member>((?:(?!<\/member>)[\s\S])*?<Id>(i-[0-9a-f]+)<\/Id>[\s\S]*?)<\/member>/g, (member, _inner, id: string) => {
-            if (this.failingVersionOf(id) !== undefined) {
-                const { state, reason, description } = FAILED_HEALTH_CHECKS;
+            const failing = this.failingVersionOf(id);
+            if (failing !== undefined) {
+                const checking = Date.now() - (this.registeredAt.get(id) ?? 0) < (failing.failedAfterSeconds ?? DEFAULT_FAILED_AFTER_SECONDS) * 1000;
+                const { state, reason, description } = checking ? INITIAL_HEALTH_CHECKS : FAILED_HEALTH_CHECKS;
                 return member.replace(/<TargetHealth>[\s\S]*?<\/TargetHealth>/, `<TargetHealth><State>${state}</State><Reason>${reason}</Reason><Description>${description}</Description></TargetHealth>`);
             }
             const state = this.targetHealth[id];

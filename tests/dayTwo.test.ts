@@ -179,18 +179,24 @@ describe("pulumi up after pulumi up, on the emulator", () => {
     });
 
     describe("the emulator's failing release", () => {
-        it("answers for instances of the failing version, however launched: unhealthy with Target.FailedHealthChecks, and the console says why", async () => {
+        it("answers for instances of the failing version, however launched: initial, then unhealthy with Target.FailedHealthChecks, and the console says why", async () => {
             const throughProxy = { region: REGION, endpoint: emulator.endpoint, credentials: CREDENTIALS };
             const data = { ImageId: "ami-12c6146b", InstanceType: "t3.micro" as const };
             const templateId = (await ec2.send(new CreateLaunchTemplateCommand({ LaunchTemplateName: "app", LaunchTemplateData: data }))).LaunchTemplate?.LaunchTemplateId as string;
             await ec2.send(new CreateLaunchTemplateVersionCommand({ LaunchTemplateId: templateId, LaunchTemplateData: { ...data, UserData: "ZXhpdCAx" } }));
-            emulator.proxy.failingVersions = [{ launchTemplateId: templateId, version: 2, consoleOutput: FAILED_START_CONSOLE_OUTPUT }];
+            const failingVersion = { launchTemplateId: templateId, version: 2, consoleOutput: FAILED_START_CONSOLE_OUTPUT };
+            emulator.proxy.failingVersions = [failingVersion];
             const launch = async (version: string) =>
                 (await new EC2Client(throughProxy).send(new RunInstancesCommand({ MinCount: 1, MaxCount: 1, LaunchTemplate: { LaunchTemplateId: templateId, Version: version } }))).Instances?.[0] as Instance;
             const [released, failing] = [await launch("$Default"), await launch("2")];
             const group = (await elb.send(new CreateTargetGroupCommand({ Name: "app", Protocol: "HTTP", Port: 80, VpcId: released.VpcId }))).TargetGroups?.[0].TargetGroupArn as string;
-            await elb.send(new RegisterTargetsCommand({ TargetGroupArn: group, Targets: [released, failing].map((instance) => ({ Id: instance.InstanceId })) }));
+            await new ElasticLoadBalancingV2Client(throughProxy).send(new RegisterTargetsCommand({ TargetGroupArn: group, Targets: [released, failing].map((instance) => ({ Id: instance.InstanceId })) }));
 
+            assert.deepStrictEqual(await targetStates(group), {
+                [released.InstanceId as string]: { state: "healthy", reason: undefined },
+                [failing.InstanceId as string]: { state: "initial", reason: "Elb.InitialHealthChecking" },
+            });
+            emulator.proxy.failingVersions = [{ ...failingVersion, failedAfterSeconds: 0 }];
             assert.deepStrictEqual(await targetStates(group), {
                 [released.InstanceId as string]: { state: "healthy", reason: undefined },
                 [failing.InstanceId as string]: { state: "unhealthy", reason: "Target.FailedHealthChecks" },
