@@ -18,6 +18,7 @@ import {
     DescribeTargetHealthCommand,
     ElasticLoadBalancingV2Client,
     RegisterTargetsCommand,
+    waitUntilTargetDeregistered,
     waitUntilTargetInService,
 } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { SendMessageBatchCommand, SQSClient } from "@aws-sdk/client-sqs";
@@ -351,6 +352,16 @@ export class StackFleet {
 
     async waitUntilInService(instanceIds: string[], limit: WaitLimit): Promise<void> {
         await waitUntilTargetInService(
+            { client: this.clients.elb, maxWaitTime: limit.maxWaitSeconds, minDelay: 2, maxDelay: 10 },
+            { TargetGroupArn: this.settings.targetGroupArn, Targets: instanceIds.map((Id) => ({ Id, Port: this.ports.get(Id) })) },
+        );
+    }
+
+    async waitUntilDeregistered(instanceIds: string[], limit: WaitLimit): Promise<void> {
+        if (instanceIds.length === 0) {
+            return;
+        }
+        await waitUntilTargetDeregistered(
             { client: this.clients.elb, maxWaitTime: limit.maxWaitSeconds, minDelay: 2, maxDelay: 10 },
             { TargetGroupArn: this.settings.targetGroupArn, Targets: instanceIds.map((Id) => ({ Id, Port: this.ports.get(Id) })) },
         );

@@ -162,7 +162,7 @@ export function createDeployHandler(settings: HandlerSettings, dependencies: Dep
                     break;
                 }
                 previous = seen;
-                const outcomes = await execute(actions.map((action): PlannedAction => ({ ...action, messageIds: [] })), fleet);
+                const outcomes = await drainThenAct(actions.map((action): PlannedAction => ({ ...action, messageIds: [] })));
                 reportOutcomes(outcomes, report, observation.spotPrices);
                 const failed = outcomes.filter((o) => o.status === "failed");
                 if (failed.length > 0) {
@@ -176,6 +176,25 @@ export function createDeployHandler(settings: HandlerSettings, dependencies: Dep
                 await settle();
             }
             return answer(target, unfinished, handedOff);
+        }
+
+        /**
+         * Unlike the event path, which races the two-minute clock, the deploy lets a retired
+         * instance drain for the deregistration delay before terminating it: the requests it was
+         * serving finish.
+         */
+        async function drainThenAct(actions: PlannedAction[]): Promise<Outcome[]> {
+            const draining = new Set(actions.flatMap((a) => (a.kind === "drain" ? [a.instanceId] : [])));
+            const afterDrain = (a: PlannedAction) => a.kind === "terminate" && draining.has(a.instanceId);
+            const first = await execute(actions.filter((a) => !afterDrain(a)), fleet);
+            const later = actions.filter(afterDrain);
+            if (later.length === 0) {
+                return first;
+            }
+            const drained = first.filter((o) => o.status === "done" && o.action.kind === "drain").map((o) => (o.action as { instanceId: string }).instanceId);
+            await fleet.waitUntilDeregistered(drained, limit(settings.targetGroup.deregistrationDelaySeconds + WAIT_MARGIN_SECONDS))
+                .catch((error) => report.log({ action: "wait-deregistered", instances: drained, result: "not yet", error: describeError(error) }));
+            return [...first, ...(await execute(later, fleet))];
         }
 
         async function answer(target: number, unfinished: Outcome[], handedOff: boolean): Promise<DeployAnswer> {

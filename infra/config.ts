@@ -1,6 +1,6 @@
 import * as fs from "fs";
 import * as pulumi from "@pulumi/pulumi";
-import { DRAIN_WHEN, DrainWhen } from "../handler/settings";
+import { DRAIN_WHEN, DrainWhen, ReleaseSettings } from "../handler/settings";
 
 /**
  * Stack configuration: the seed's variables, as `pulumi config` keys. `parseConfig` is pure and
@@ -35,6 +35,8 @@ export const DEFAULTS = {
     logRetentionDays: 14,
     alarmTopicArn: "",
     drill: false,
+    releaseBatchPercent: 100,
+    releaseHealthTimeoutSeconds: 300,
 };
 
 export type ConfigKey = keyof typeof DEFAULTS;
@@ -97,6 +99,8 @@ export interface ServiceConfig {
     alarmTopicArn?: string;
     /** Declare the FIS experiment templates `npm run drill` starts. */
     drill: boolean;
+    /** How the deploy rolls a new launch template version through the fleet. */
+    release: ReleaseSettings;
 }
 
 /** `drainWhen`: when a warned instance leaves the load balancer's rotation. */
@@ -382,6 +386,10 @@ export const INTEGER_RANGES = {
     instancesPerZone: [1, 20],
     appPort: [1, 65535],
     reconcileMinutes: [1, 60],
+    releaseBatchPercent: [1, 100],
+    // The deploy waits for a new version's instances inside Lambda's 900 s: at most 600 s for one
+    // batch leaves room for the previous target group's registration and the old instances' drain.
+    releaseHealthTimeoutSeconds: [60, 600],
 } as const satisfies Partial<Record<ConfigKey, readonly [number, number]>>;
 
 function optional(value: string): string | undefined {
@@ -425,6 +433,7 @@ export function parseConfig(raw: RawConfig, context: ConfigContext): ServiceConf
         logRetentionDays: parseLogRetentionDays(text("logRetentionDays")),
         alarmTopicArn: parseAlarmTopicArn(text("alarmTopicArn")),
         drill: readBoolean("drill", text("drill")),
+        release: { batchPercent: integer("releaseBatchPercent"), healthTimeoutSeconds: integer("releaseHealthTimeoutSeconds") },
     };
 }
 

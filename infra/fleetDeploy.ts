@@ -29,6 +29,8 @@ export interface FleetDeployArgs {
     policy: pulumi.Resource;
     /** What the instances use (network, security groups, template, target group): deleted only after the fleet is gone. */
     fleetUses: pulumi.Resource[];
+    /** The event path's function: updated to the new settings before the deploy runs. */
+    eventsFunction: pulumi.Resource;
 }
 
 export class FleetDeploy extends pulumi.ComponentResource {
@@ -52,13 +54,17 @@ export class FleetDeploy extends pulumi.ComponentResource {
             callbackFactory: () => createDeployHandler(settings.get()),
         }, { parent: this, dependsOn: [args.policy] });
 
+        // Its identity is stable: no `triggers` and no `qualifier`, and `function_name` is the one
+        // function's (terraform-provider-aws `internal/service/lambda/invocation.go`: only those three
+        // are ForceNew). Replacing it would terminate the fleet and launch it again; any change of
+        // the desired fleet (template version, target group, security groups included) is an update.
         this.invocation = new aws.lambda.Invocation(name, {
             functionName: this.function.name,
             lifecycleScope: "CRUD",
             input: settings.apply((handler) => JSON.stringify({ desired: desiredFleet(handler) })),
         }, {
             parent: this,
-            dependsOn: [...args.fleetUses, args.policy],
+            dependsOn: [...args.fleetUses, args.policy, this.function, args.eventsFunction],
             // A replacement would otherwise create the new invocation (which finds the fleet in place)
             // and then delete the old one, which terminates the whole fleet.
             deleteBeforeReplace: true,

@@ -68,7 +68,7 @@ export interface HandlerPolicyArgs {
     stack: string;
     launchTemplateArn: string;
     subnetIds: string[];
-    securityGroupId: string;
+    securityGroupIds: string[];
     instanceRoleArn: string;
     targetGroupArn: string;
     logGroupArn: string;
@@ -103,8 +103,23 @@ export function handlerPolicy(args: HandlerPolicyArgs): PolicyDocument {
             // These describe calls support no resource-level permissions.
             Sid: "Observe",
             Effect: "Allow",
-            Action: ["ec2:DescribeInstances", "ec2:DescribeSpotPriceHistory", "elasticloadbalancing:DescribeTargetHealth"],
+            Action: ["ec2:DescribeInstances", "ec2:DescribeSpotPriceHistory", "ec2:DescribeLaunchTemplates", "elasticloadbalancing:DescribeTargetHealth"],
             Resource: "*",
+        },
+        {
+            // The deploy makes a version the default (the released one) once its instances serve.
+            Sid: "ReleaseTheTemplatesVersion",
+            Effect: "Allow",
+            Action: ["ec2:ModifyLaunchTemplate"],
+            Resource: args.launchTemplateArn,
+        },
+        {
+            // A failed release reports the last lines of its instance's console.
+            Sid: "ReadOwnedInstancesConsole",
+            Effect: "Allow",
+            Action: ["ec2:GetConsoleOutput"],
+            Resource: ec2("instance/*"),
+            Condition: ownedByStack,
         },
         {
             Sid: "LaunchOnlyOwnedInstancesFromTheTemplate",
@@ -123,7 +138,7 @@ export function handlerPolicy(args: HandlerPolicyArgs): PolicyDocument {
             Resource: [
                 args.launchTemplateArn,
                 ...args.subnetIds.map((id) => ec2(`subnet/${id}`)),
-                ec2(`security-group/${args.securityGroupId}`),
+                ...args.securityGroupIds.map((id) => ec2(`security-group/${id}`)),
                 `arn:${args.partition}:ec2:${args.region}::image/*`,
                 ec2("volume/*"),
                 ec2("network-interface/*"),
@@ -212,7 +227,6 @@ export interface InterruptionHandlingArgs {
      */
     fleetUses: pulumi.Resource[];
     launchTemplateArn: pulumi.Input<string>;
-    securityGroupId: pulumi.Input<string>;
     instanceRoleArn: pulumi.Input<string>;
     imageParameter?: string;
     keyName?: string;
@@ -255,8 +269,8 @@ export class InterruptionHandling extends pulumi.ComponentResource {
         const policy = new aws.iam.RolePolicy(name, {
             role: role.name,
             policy: pulumi
-                .all([identity, settings, args.launchTemplateArn, args.securityGroupId, args.instanceRoleArn, this.logGroup.arn, this.eventQueue.arn])
-                .apply(([caller, handler, launchTemplateArn, securityGroupId, instanceRoleArn, logGroupArn, eventQueueArn]) =>
+                .all([identity, settings, args.launchTemplateArn, args.instanceRoleArn, this.logGroup.arn, this.eventQueue.arn])
+                .apply(([caller, handler, launchTemplateArn, instanceRoleArn, logGroupArn, eventQueueArn]) =>
                     JSON.stringify(handlerPolicy({
                         partition: caller.arn.split(":")[1],
                         region: handler.region,
@@ -264,7 +278,7 @@ export class InterruptionHandling extends pulumi.ComponentResource {
                         stack: handler.stack,
                         launchTemplateArn,
                         subnetIds: Object.values(handler.subnetsByZone),
-                        securityGroupId,
+                        securityGroupIds: handler.securityGroupIds,
                         instanceRoleArn,
                         targetGroupArn: handler.targetGroupArn,
                         logGroupArn,
@@ -296,6 +310,7 @@ export class InterruptionHandling extends pulumi.ComponentResource {
             runtime: LAMBDA_RUNTIME,
             policy,
             fleetUses: args.fleetUses,
+            eventsFunction: this.function,
         }, { parent: this });
         // Whatever can launch goes first at `pulumi destroy`, then the deploy terminates the fleet:
         // the event source mapping and the rules depend on the invocation.

@@ -45,10 +45,11 @@ export async function lookupImage(amiId: string | undefined, architecture: "x86_
 
 /**
  * The built-in application: a page naming the instance, zone and market that answered, served by
- * the Python that Amazon Linux ships, so boot needs no package download and fits the budget.
+ * the Python that Amazon Linux ships, so boot needs no package download and fits the budget. It
+ * answers every path with the page, so whatever `healthCheckPath` says (an edit changes the target
+ * group's health check in place, at once) the running instances stay healthy.
  */
-export function builtInUserData(appPort: number, healthCheckPath: string): string {
-    const healthFile = healthCheckPath === "/" ? "" : `/srv/www${healthCheckPath}${healthCheckPath.endsWith("/") ? "index.html" : ""}`;
+export function builtInUserData(appPort: number): string {
     return `#!/bin/bash
 # spot-availability built-in page: which instance, zone and market answered.
 set -euo pipefail
@@ -74,12 +75,26 @@ cat > /srv/www/index.html <<HTML
 <html><head><meta charset="utf-8"><title>$instance_id</title></head>
 <body><h1>Served by $instance_id</h1><p>Zone: $zone</p><p>Market: $market</p></body></html>
 HTML
-${healthFile === "" ? "" : `mkdir -p "$(dirname '${healthFile}')" && echo ok > '${healthFile}'\n`}cat > /etc/systemd/system/spot-page.service <<UNIT
+cat > /srv/www/page.py <<'PY'
+import http.server, sys
+PAGE = open("/srv/www/index.html", "rb").read()
+class Page(http.server.BaseHTTPRequestHandler):
+    def do_HEAD(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(PAGE)))
+        self.end_headers()
+    def do_GET(self):
+        self.do_HEAD()
+        self.wfile.write(PAGE)
+http.server.ThreadingHTTPServer(("", int(sys.argv[1])), Page).serve_forever()
+PY
+cat > /etc/systemd/system/spot-page.service <<UNIT
 [Unit]
 Description=spot-availability built-in page
 After=network-online.target
 [Service]
-ExecStart=/usr/bin/python3 -m http.server ${appPort} --directory /srv/www
+ExecStart=/usr/bin/python3 /srv/www/page.py ${appPort}
 DynamicUser=yes
 AmbientCapabilities=CAP_NET_BIND_SERVICE
 Restart=always
@@ -95,14 +110,11 @@ export interface LaunchTemplateArgs {
     /** `<project>/<stack>`, the ownership tag value. */
     stack: string;
     instanceName: string;
-    /** The first is the template's type; launches name their own. */
-    instanceTypes: string[];
     vpcId: pulumi.Input<string>;
     image: MachineImage;
     keyName?: string;
     sshCidr?: string;
     appPort: number;
-    healthCheckPath: string;
     /** A user data script; undefined selects the built-in page. */
     userData?: string;
     loadBalancerSecurityGroupId: pulumi.Input<string>;
@@ -126,12 +138,19 @@ export class InstanceLaunchTemplate extends pulumi.ComponentResource {
         }, { parent: this });
         const profile = new aws.iam.InstanceProfile(`${name}-instance`, { role: this.role.name }, { parent: this });
 
+        // A constant description: it is ForceNew (terraform-provider-aws
+        // `internal/service/ec2/vpc_security_group.go`), and running instances use the group.
         this.securityGroup = new aws.ec2.SecurityGroup(`${name}-instance`, {
             vpcId: args.vpcId,
-            description: `Instances: port ${args.appPort} from the load balancer only`,
+            description: "Instances: the application port from the load balancer only",
             tags: { Name: `${name}-instance` },
         }, { parent: this });
-        new aws.vpc.SecurityGroupIngressRule(`${name}-instance-app`, {
+        // The rules that carry appPort are named by it: an edit creates the new port's rules and the
+        // engine deletes the old ones at the end of the update, so the old instances, which listen
+        // on the old port, stay reachable until the deploy has replaced them. (Under a fixed name the
+        // provider would modify the rule in place, at once: `vpc_security_group_ingress_rule.go`
+        // replaces a rule only when `security_group_id` changes.)
+        new aws.vpc.SecurityGroupIngressRule(`${name}-instance-app-${args.appPort}`, {
             securityGroupId: this.securityGroup.id,
             referencedSecurityGroupId: args.loadBalancerSecurityGroupId,
             ipProtocol: "tcp",
@@ -139,7 +158,7 @@ export class InstanceLaunchTemplate extends pulumi.ComponentResource {
             toPort: args.appPort,
             description: "application port from the load balancer",
         }, { parent: this });
-        new aws.vpc.SecurityGroupEgressRule(`${name}-alb-to-instance`, {
+        new aws.vpc.SecurityGroupEgressRule(`${name}-alb-to-instance-${args.appPort}`, {
             securityGroupId: args.loadBalancerSecurityGroupId,
             referencedSecurityGroupId: this.securityGroup.id,
             ipProtocol: "tcp",
@@ -165,11 +184,12 @@ export class InstanceLaunchTemplate extends pulumi.ComponentResource {
             description: "outbound to anywhere",
         }, { parent: this });
 
-        const userData = args.userData ?? builtInUserData(args.appPort, args.healthCheckPath);
+        const userData = args.userData ?? builtInUserData(args.appPort);
         this.launchTemplate = new aws.ec2.LaunchTemplate(name, {
             description: `${args.stack}: instances of ${args.instanceName}`,
             imageId: args.image.imageId,
-            instanceType: args.instanceTypes[0],
+            // No instance type: every launch names its own, so an instanceTypes edit makes no new
+            // version (which would roll the whole fleet) and the deploy retypes instead.
             keyName: args.keyName,
             iamInstanceProfile: { arn: profile.arn },
             vpcSecurityGroupIds: [this.securityGroup.id],
@@ -184,9 +204,10 @@ export class InstanceLaunchTemplate extends pulumi.ComponentResource {
                 ebs: { encrypted: "true", volumeType: "gp3", deleteOnTermination: "true" },
             }],
             tagSpecifications: [{ resourceType: "volume", tags: { [TAG.stack]: args.stack } }],
-            // Launches use the default version; each `pulumi up` that changes the template makes its
-            // new version the default, which instances receive as they are replaced.
-            updateDefaultVersion: true,
+            // A change makes a new version but leaves the default (the released version, which the
+            // event path launches) alone: the deploy promotes the new one once its first instances
+            // are healthy, so a version that never serves never answers an interruption.
+            updateDefaultVersion: false,
         }, { parent: this });
 
         this.registerOutputs({ launchTemplateId: this.launchTemplate.id, securityGroupId: this.securityGroup.id });

@@ -2,8 +2,8 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 
 /**
- * The Application Load Balancer, its security group, the target group the instances join and
- * the listeners. The health check and the deregistration delay are sized for the two-minute
+ * The Application Load Balancer, its security group and the target group the instances join (the
+ * listeners are in listeners.ts: they switch target group only after the deploy). The health check and the deregistration delay are sized for the two-minute
  * interruption budget: a replacement is InService about 10 s after it answers, and a drained
  * instance is out of rotation long before it disappears.
  */
@@ -18,23 +18,17 @@ export const HEALTH_CHECK = {
 /** Seconds in-flight requests get to finish on a drained instance; well under the 120 s warning. */
 export const DEREGISTRATION_DELAY_SECONDS = 30;
 
-/** TLS 1.3 with TLS 1.2 fallback: AWS's recommended policy for new listeners. */
-export const TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06";
-
 export interface LoadBalancerArgs {
     vpcId: pulumi.Input<string>;
     subnetIds: pulumi.Input<string>[];
     appPort: number;
     healthCheckPath: string;
-    /** A validated certificate: HTTPS on 443, and HTTP redirects to it. Without one, plain HTTP. */
-    certificateArn?: pulumi.Input<string>;
 }
 
 export class LoadBalancer extends pulumi.ComponentResource {
     public readonly securityGroup: aws.ec2.SecurityGroup;
     public readonly loadBalancer: aws.lb.LoadBalancer;
     public readonly targetGroup: aws.lb.TargetGroup;
-    public readonly listeners: aws.lb.Listener[];
 
     constructor(name: string, args: LoadBalancerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("spot-availability:index:LoadBalancer", name, {}, opts);
@@ -63,6 +57,8 @@ export class LoadBalancer extends pulumi.ComponentResource {
             dropInvalidHeaderFields: true,
         }, { parent: this });
 
+        // `port` is ForceNew (terraform-provider-aws `internal/service/elbv2/target_group.go`): an
+        // appPort edit creates a new group, which the deploy fills before the listeners move to it.
         this.targetGroup = new aws.lb.TargetGroup(name, {
             vpcId: args.vpcId,
             targetType: "instance",
@@ -80,36 +76,6 @@ export class LoadBalancer extends pulumi.ComponentResource {
                 unhealthyThreshold: HEALTH_CHECK.unhealthyThreshold,
             },
         }, { parent: this });
-
-        const forward = [{ type: "forward", targetGroupArn: this.targetGroup.arn }];
-        if (args.certificateArn === undefined) {
-            this.listeners = [new aws.lb.Listener(`${name}-http`, {
-                loadBalancerArn: this.loadBalancer.arn,
-                port: 80,
-                protocol: "HTTP",
-                defaultActions: forward,
-            }, { parent: this })];
-        } else {
-            this.listeners = [
-                new aws.lb.Listener(`${name}-https`, {
-                    loadBalancerArn: this.loadBalancer.arn,
-                    port: 443,
-                    protocol: "HTTPS",
-                    sslPolicy: TLS_POLICY,
-                    certificateArn: args.certificateArn,
-                    defaultActions: forward,
-                }, { parent: this }),
-                new aws.lb.Listener(`${name}-http`, {
-                    loadBalancerArn: this.loadBalancer.arn,
-                    port: 80,
-                    protocol: "HTTP",
-                    defaultActions: [{
-                        type: "redirect",
-                        redirect: { protocol: "HTTPS", port: "443", statusCode: "HTTP_301" },
-                    }],
-                }, { parent: this }),
-            ];
-        }
 
         this.registerOutputs({
             dnsName: this.loadBalancer.dnsName,

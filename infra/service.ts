@@ -6,6 +6,7 @@ import { Drill } from "./drill";
 import { DrillScope, FleetSummary } from "./fleetSummary";
 import { InterruptionHandling } from "./interruptionHandling";
 import { InstanceLaunchTemplate, lookupImage, MachineImage } from "./launchTemplate";
+import { Listeners } from "./listeners";
 import { DEREGISTRATION_DELAY_SECONDS, HEALTH_CHECK, LoadBalancer } from "./loadBalancer";
 import { lookupNetwork, Network, NetworkPlan } from "./network";
 import { Operations } from "./operations";
@@ -55,14 +56,14 @@ export class SpotWebService extends pulumi.ComponentResource {
         const { config, domain } = args;
 
         const network = new Network(`${name}-network`, { plan: args.network }, { parent: this });
-        const subnetIds = network.subnets.map((subnet) => subnet.subnetId);
+        const fleetZones = network.fleetSubnets.map((subnet) => subnet.zone);
         const certificate = domain === undefined ? undefined : new DomainCertificate(`${name}-certificate`, { domain }, { parent: this });
+        // The load balancer spans every subnet of the network: `zones` only moves the fleet.
         const loadBalancer = new LoadBalancer(`${name}-lb`, {
             vpcId: network.vpcId,
-            subnetIds,
+            subnetIds: network.subnets.map((subnet) => subnet.subnetId),
             appPort: config.appPort,
             healthCheckPath: config.healthCheckPath,
-            certificateArn: certificate?.certificateArn,
         }, { parent: this });
         if (domain !== undefined) {
             new AliasRecord(`${name}-dns`, { domain, loadBalancer: loadBalancer.loadBalancer }, { parent: this });
@@ -71,13 +72,11 @@ export class SpotWebService extends pulumi.ComponentResource {
         const instances = new InstanceLaunchTemplate(`${name}-instances`, {
             stack: config.stack,
             instanceName: config.instanceName,
-            instanceTypes: config.instanceTypes,
             vpcId: network.vpcId,
             image: args.image,
             keyName: config.keyName,
             sshCidr: config.sshCidr,
             appPort: config.appPort,
-            healthCheckPath: config.healthCheckPath,
             userData: config.userData,
             loadBalancerSecurityGroupId: loadBalancer.securityGroup.id,
         }, { parent: this });
@@ -88,7 +87,7 @@ export class SpotWebService extends pulumi.ComponentResource {
             instanceName: config.instanceName,
             instanceTypes: config.instanceTypes,
             instancesPerZone: config.instancesPerZone,
-            subnetsByZone: pulumi.all(subnetIds).apply((ids) => Object.fromEntries(ids.map((id, index) => [network.subnets[index].zone, id]))),
+            subnetsByZone: pulumi.all(Object.fromEntries(network.fleetSubnets.map((subnet) => [subnet.zone, subnet.subnetId]))),
             launchTemplateId: instances.launchTemplate.id,
             launchTemplateVersion: instances.launchTemplate.latestVersion,
             securityGroupIds: [instances.securityGroup.id],
@@ -103,24 +102,32 @@ export class SpotWebService extends pulumi.ComponentResource {
             onDemandFallback: config.onDemandFallback,
             replaceOnRebalance: config.replaceOnRebalance,
             drainWhen: config.drainWhen,
-            release: { batchPercent: 100, healthTimeoutSeconds: 300 },
+            release: config.release,
         });
         const handling = new InterruptionHandling(`${name}-handler`, {
-            fleetUses: [network, loadBalancer, instances],
+            // Not the load balancer component: the listeners follow the deploy, not precede it.
+            fleetUses: [network, instances, loadBalancer.securityGroup, loadBalancer.targetGroup],
             settings,
             launchTemplateArn: instances.launchTemplate.arn,
-            securityGroupId: instances.securityGroup.id,
             instanceRoleArn: instances.role.arn,
             imageParameter: args.image.ssmParameter,
             keyName: config.keyName,
             reconcileMinutes: config.reconcileMinutes,
             logRetentionDays: config.logRetentionDays,
         }, { parent: this });
+        // Named as the load balancer component, whose children the listeners were: they keep their names.
+        new Listeners(`${name}-lb`, {
+            loadBalancer: loadBalancer.loadBalancer,
+            targetGroup: loadBalancer.targetGroup,
+            certificateArn: certificate?.certificateArn,
+            deploy: handling.deploy.invocation,
+            formerParent: loadBalancer,
+        }, { parent: this });
 
         const operations = new Operations(`${name}-operations`, {
             stack: config.stack,
             region: config.region,
-            zones: network.subnets.map((subnet) => subnet.zone),
+            zones: fleetZones,
             instancesPerZone: config.instancesPerZone,
             reconcileMinutes: config.reconcileMinutes,
             deadLetterQueueName: handling.deadLetterQueue.name,
@@ -129,14 +136,14 @@ export class SpotWebService extends pulumi.ComponentResource {
         }, { parent: this });
 
         const drill = config.drill
-            ? new Drill(`${name}-drill`, { stack: config.stack, zones: network.subnets.map((subnet) => subnet.zone) }, { parent: this })
+            ? new Drill(`${name}-drill`, { stack: config.stack, zones: fleetZones }, { parent: this })
             : undefined;
 
         this.albDnsName = loadBalancer.loadBalancer.dnsName;
         this.url = domain === undefined ? pulumi.interpolate`http://${this.albDnsName}` : pulumi.output(`https://${domain.domainName}`);
         this.targetGroupArn = loadBalancer.targetGroup.arn;
         this.instances = handling.deploy.instances;
-        this.zones = network.subnets.map((subnet) => subnet.zone);
+        this.zones = fleetZones;
         this.handlerName = handling.function.name;
         this.logGroupName = handling.logGroup.name;
         this.dashboardName = operations.dashboardName;

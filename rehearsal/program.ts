@@ -16,6 +16,8 @@ export const REGION = "us-east-2";
 export const REGION_ZONES = ["us-east-2a", "us-east-2b", "us-east-2c"];
 /** The zones the mocked account offers per region: us-east-1 has six, as AWS's does. */
 const ZONES_BY_REGION: Record<string, string[]> = { [REGION]: REGION_ZONES, "us-east-1": ["a", "b", "c", "d", "e", "f"].map((letter) => `us-east-1${letter}`) };
+/** Local Zones (opt-in, zone type `local-zone`) the account has opted into: a standard-zone lookup leaves them out. */
+const LOCAL_ZONES_BY_REGION: Record<string, string[]> = { "us-east-1": ["us-east-1-bos-1a", "us-east-1-mia-2a"] };
 
 export interface DeclaredResource {
     type: string;
@@ -25,6 +27,8 @@ export interface DeclaredResource {
     state: Record<string, any>;
     /** Logical names of the resources this one depends on, explicitly or through its inputs. */
     dependsOn: string[];
+    /** Parent URNs this resource was once declared under (its `aliases`): the engine moves it, not replaces it. */
+    formerParents: string[];
 }
 
 /** Facts the mocked account answers lookups with. */
@@ -32,6 +36,8 @@ export interface Account {
     subnets: Record<string, { availabilityZone: string; vpcId: string }>;
     images: Record<string, { architecture: string; rootDeviceName: string }>;
     hostedZones: Record<string, string>;
+    /** The zones a region offers, where they differ from the mocked account's usual ones (a zone AWS adds later). */
+    zones?: Record<string, string[]>;
 }
 
 export const DEFAULT_ACCOUNT: Account = {
@@ -84,7 +90,7 @@ function hex(seed: string, length: number): string {
 }
 
 /** What AWS would compute for a resource: ids of the right shape, ARNs, DNS names. */
-function computedState(type: string, name: string, inputs: Record<string, any>): { id: string; state: Record<string, any> } {
+export function computedState(type: string, name: string, inputs: Record<string, any>): { id: string; state: Record<string, any> } {
     const id = (prefix: string) => `${prefix}-${hex(name, 17)}`;
     switch (type) {
         case "awsx:ec2:Vpc":
@@ -164,7 +170,10 @@ function computedState(type: string, name: string, inputs: Record<string, any>):
 function lookup(account: Account, region: string, token: string, args: Record<string, any>): Record<string, any> {
     switch (token) {
         case "aws:index/getAvailabilityZones:getAvailabilityZones": {
-            const names = ZONES_BY_REGION[region] ?? [];
+            const standardOnly = ((args.filters ?? []) as { name: string; values: string[] }[]).some((filter) =>
+                (filter.name === "zone-type" && filter.values.includes("availability-zone")) || (filter.name === "opt-in-status" && filter.values.includes("opt-in-not-required")));
+            const standard = account.zones?.[region] ?? ZONES_BY_REGION[region] ?? [];
+            const names = standardOnly ? standard : [...standard, ...(LOCAL_ZONES_BY_REGION[region] ?? [])];
             return { names, zoneIds: names.map((_, i) => `${region}-az${i + 1}`), state: "available", id: region };
         }
         case "aws:index/getCallerIdentity:getCallerIdentity":
@@ -243,7 +252,7 @@ export async function runProgram(options: RunOptions = {}, declared: DeclaredRes
     await pulumi.runtime.setMocks({
         newResource: async (args: pulumi.runtime.MockResourceArgs) => {
             const { id, state } = await create(args);
-            const resource = { type: args.type, name: args.name, id, inputs: args.inputs, state: { ...args.inputs, ...state }, dependsOn: dependencies.get(`${args.type}::${args.name}`) ?? [] };
+            const resource = { type: args.type, name: args.name, id, inputs: args.inputs, state: { ...args.inputs, ...state }, dependsOn: dependencies.get(`${args.type}::${args.name}`) ?? [], formerParents: formerParents.get(`${args.type}::${args.name}`) ?? [] };
             declared.push(resource);
             return { id, state: resource.state };
         },
@@ -251,10 +260,12 @@ export async function runProgram(options: RunOptions = {}, declared: DeclaredRes
     }, "spot-availability", stackName ?? "test", false);
     // The mocks' callback sees no dependencies; the mock monitor's request carries them.
     const dependencies = new Map<string, string[]>();
+    const formerParents = new Map<string, string[]>();
     const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource: (req: any, callback: any) => unknown };
     const registerResource = monitor.registerResource.bind(monitor);
     monitor.registerResource = (req, callback) => {
         dependencies.set(`${req.getType()}::${req.getName()}`, (req.getDependenciesList() as string[]).map((urn) => urn.split("::").pop() as string));
+        formerParents.set(`${req.getType()}::${req.getName()}`, (req.getAliasesList() as any[]).map((alias) => alias.getSpec()?.getParenturn()).filter(Boolean));
         return registerResource(req, callback);
     };
     pulumi.runtime.setAllConfig(config);

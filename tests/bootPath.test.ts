@@ -98,7 +98,7 @@ describe("the built-in user data, booted in a network namespace with an IMDSv2 s
 
     it("serves the health path with 200 and a page naming the instance, its zone and market", async () => {
         metadata = await startMetadataService(false);
-        const booted = await boot(builtInUserData(APP_PORT, "/health"));
+        const booted = await boot(builtInUserData(APP_PORT));
         assert.deepStrictEqual(booted, { code: 0, stderr: "" });
 
         const health = await get("/health");
@@ -112,7 +112,7 @@ describe("the built-in user data, booted in a network namespace with an IMDSv2 s
 
     it("stops with a message naming the metadata service when it refuses a token, and serves nothing", async () => {
         metadata = await startMetadataService(true);
-        const booted = await boot(builtInUserData(APP_PORT, "/health"));
+        const booted = await boot(builtInUserData(APP_PORT));
         assert.notStrictEqual(booted.code, 0);
         assert.match(booted.stderr, /spot-availability: cannot get an IMDSv2 token from http:\/\/169\.254\.169\.254: curl: \(22\) .*403/);
         await assert.rejects(inNamespace(["curl", "-sf", `http://127.0.0.1:${APP_PORT}/health`]), "no application was started");

@@ -67,6 +67,12 @@ describe("parseConfig", () => {
         assert.strictEqual(config.logRetentionDays, 14);
         assert.strictEqual(config.architecture, "x86_64");
         assert.strictEqual(config.stack, "spot-availability/test");
+        assert.deepStrictEqual(config.release, { batchPercent: 100, healthTimeoutSeconds: 300 });
+    });
+
+    it("reads the release settings as whole numbers", () => {
+        const config = parseConfig({ releaseBatchPercent: "34", releaseHealthTimeoutSeconds: "600" }, context);
+        assert.deepStrictEqual(config.release, { batchPercent: 34, healthTimeoutSeconds: 600 });
     });
 
     it("reads lists as Pulumi passes them (JSON) and numbers and booleans from text", () => {
@@ -120,6 +126,11 @@ describe("parseConfig", () => {
         ["a retention CloudWatch does not offer", { logRetentionDays: "10" }, /logRetentionDays: 10 is not allowed; allowed: 1, 3, 5, 7, 14, 30/],
         ["an alarm topic that is not an SNS ARN", { alarmTopicArn: "ops@example.com" }, /alarmTopicArn: "ops@example.com" is not allowed; allowed: an SNS topic ARN/],
         ["reconcileMinutes of 0", { reconcileMinutes: "0" }, /reconcileMinutes: "0" is not allowed; allowed: a whole number from 1 to 60/],
+        ["releaseBatchPercent of 0", { releaseBatchPercent: "0" }, /spot-availability:releaseBatchPercent: "0" is not allowed; allowed: a whole number from 1 to 100/],
+        ["releaseBatchPercent over 100", { releaseBatchPercent: "150" }, /releaseBatchPercent: "150" is not allowed; allowed: a whole number from 1 to 100/],
+        ["a fractional releaseBatchPercent", { releaseBatchPercent: "33.3" }, /releaseBatchPercent: "33.3" is not allowed/],
+        ["releaseHealthTimeoutSeconds below a minute", { releaseHealthTimeoutSeconds: "30" }, /spot-availability:releaseHealthTimeoutSeconds: "30" is not allowed; allowed: a whole number from 60 to 600/],
+        ["releaseHealthTimeoutSeconds past what the deploy's 900 s can wait", { releaseHealthTimeoutSeconds: "900" }, /releaseHealthTimeoutSeconds: "900" is not allowed; allowed: a whole number from 60 to 600/],
     ];
     for (const [what, raw, message] of rejected) {
         it(`rejects ${what}, naming the key and what is allowed`, () => {
@@ -163,6 +174,7 @@ describe("a stack with invalid config", () => {
         ["subnets of two VPCs", { "spot-availability:zones": [], "spot-availability:subnetIds": ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0eeeeeeeeeeeeeee5"] }, /subnetIds: the subnets belong to several VPCs/],
         ["a subnet the account lacks", { "spot-availability:zones": [], "spot-availability:subnetIds": ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0999999999999999f"] }, /subnetIds: subnet-0999999999999999f cannot be read/],
         ["an AMI of the wrong architecture", { "spot-availability:amiId": "ami-0fedcba9876543210" }, /amiId: ami-0fedcba9876543210 is arm64 but instanceTypes are x86_64/],
+        ["a releaseBatchPercent of 0", { "spot-availability:releaseBatchPercent": 0 }, /spot-availability:releaseBatchPercent/],
     ];
     for (const [what, config, message] of cases) {
         it(`fails on ${what}, naming the key, and declares no resource`, async () => {

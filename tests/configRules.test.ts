@@ -1,5 +1,6 @@
 import * as assert from "assert";
 import {
+    INTEGER_RANGES,
     parseAlarmTopicArn,
     parseAmiId,
     parseDomain,
@@ -63,6 +64,14 @@ describeRule("readInteger", (text: string) => readInteger("instancesPerZone", te
     accepts: [["1", 1], ["20", 20], [" 3 ", 3]],
     refuses: [["0", /instancesPerZone: "0" is not allowed; allowed: a whole number from 1 to 20/], ["21", /from 1 to 20/], ["1.5", /whole number/], ["two", /whole number/]],
 });
+
+for (const key of ["releaseBatchPercent", "releaseHealthTimeoutSeconds"] as const) {
+    const [min, max] = INTEGER_RANGES[key];
+    describeRule(`${key} (${min} to ${max})`, (text: string) => readInteger(key, text, min, max), {
+        accepts: [[String(min), min], [String(max), max]],
+        refuses: [[String(min - 1), new RegExp(`${key}: "${min - 1}" is not allowed; allowed: a whole number from ${min} to ${max}`)], [String(max + 1), /is not allowed/], ["", /whole number/]],
+    });
+}
 
 describeRule("readBoolean", (text: string) => readBoolean("drill", text), {
     accepts: [["true", true], ["false", false]],

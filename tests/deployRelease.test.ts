@@ -1,12 +1,12 @@
 import * as assert from "assert";
-import { CreateLaunchTemplateVersionCommand, DescribeLaunchTemplatesCommand, DescribeVpcsCommand } from "@aws-sdk/client-ec2";
+import { CreateLaunchTemplateVersionCommand, DescribeLaunchTemplatesCommand, DescribeVpcsCommand, ModifyLaunchTemplateCommand } from "@aws-sdk/client-ec2";
 import { CreateTargetGroupCommand, DescribeTargetHealthCommand } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { createClients, LAUNCH_TEMPLATE_VERSION_TAG } from "../handler/aws";
 import { createDeployHandler } from "../handler/deploy";
 import { desiredFleet } from "../handler/deployRequest";
 import { HandlerSettings } from "../handler/settings";
 import { CREDENTIALS, Emulator } from "../rehearsal/emulator";
-import { freshWorld, tag, World } from "../rehearsal/world";
+import { freshWorld, scheduledEvent, stateChange, tag, World } from "../rehearsal/world";
 
 /**
  * The deploy's release on moto, as `pulumi up` runs it after a change of the launch template: a
@@ -63,6 +63,8 @@ describe("a release by the deploy, on moto", () => {
         const registersBefore = calls.slice(0, firstDeregister).filter((action) => action === "RegisterTargets").length;
         assert.ok(firstDeregister > 0 && registersBefore === 6, `all six new instances registered before the first drain (${registersBefore})`);
         assert.ok(calls.indexOf("ModifyLaunchTemplate") > calls.indexOf("RegisterTargets"), "promoted after the new version joined");
+        const firstTerminate = calls.indexOf("TerminateInstances");
+        assert.ok(firstTerminate > firstDeregister && calls.slice(firstDeregister, firstTerminate).includes("DescribeTargetHealth"), "terminated only once the drain is over");
     });
 
     it("carries the fleet into a replaced target group on the port it serves on, then releases into it", async () => {
@@ -79,6 +81,21 @@ describe("a release by the deploy, on moto", () => {
         const live = (await world.instances()).map((i) => i.InstanceId as string).sort();
         assert.deepStrictEqual(targets.map((t) => t.Target?.Id).sort(), live, "the new group holds the whole fleet");
         assert.ok(targets.every((t) => t.Target?.Port === 8080 && t.TargetHealth?.State === "healthy"), "on the new port, healthy");
+    });
+
+    it("leaves a release it could not finish to the schedule, which replaces the outdated instances a batch at a time", async () => {
+        // As the deploy leaves it when Lambda's time runs out: the new version released, the old instances still serving.
+        const version = await newVersion();
+        await world.ec2.send(new ModifyLaunchTemplateCommand({ LaunchTemplateId: world.settings.launchTemplateId, DefaultVersion: String(version) }));
+        const versions = async () => (await world.instances()).map((i) => tag(i, LAUNCH_TEMPLATE_VERSION_TAG)).sort();
+
+        await world.handle(scheduledEvent());
+        assert.deepStrictEqual(await versions(), ["1", "1", "1", "1", "1", "1", "2", "2", "2", "2", "2", "2"], "one batch (100 %: each zone's two) launched beside the old ones");
+        for (const fresh of (await world.instances()).filter((i) => tag(i, LAUNCH_TEMPLATE_VERSION_TAG) === "2")) {
+            await world.handle(stateChange(fresh.InstanceId as string, "running"));
+        }
+        await world.handle(scheduledEvent());
+        assert.deepStrictEqual(await versions(), ["2", "2", "2", "2", "2", "2"], "the old ones retired once the new ones serve");
     });
 
     it("answers with nothing to do when the fleet already runs the declared version", async () => {

@@ -8,6 +8,8 @@ import { CREDENTIALS, useEmulator } from "../rehearsal/emulator";
 import { declaredFunction, FunctionRole, functionCode, inMoto, loadLambda, RUNTIME_SDK_MODULES } from "../rehearsal/materialize";
 import { ACCOUNT_ID, ProgramRun, runProgram, subnetsByZone } from "../rehearsal/program";
 import { interruptionWarning, sqsBatch } from "../rehearsal/world";
+import { authorizationRequests, decide, StackFacts } from "./support/authorization";
+import { RecordedCall } from "../rehearsal/faultProxy";
 
 /**
  * The Lambda as `pulumi up` would upload it: the archive's contents, the settings baked into it,
@@ -125,9 +127,39 @@ describe("the handler's packaging", () => {
             assert.strictEqual(targets.Resource, settings.targetGroupArn);
         });
 
+        it("allows a release's calls on this stack's template and instances, as IAM evaluates them, and denies them on another's", async () => {
+            const template = run.one("aws:ec2/launchTemplate:LaunchTemplate");
+            const ours = "i-0aaaaaaaaaaaaaaa1";
+            const theirs = "i-0bbbbbbbbbbbbbbb2";
+            const facts: StackFacts = {
+                partition: "aws",
+                region: "us-east-2",
+                accountId: ACCOUNT_ID,
+                launchTemplate: { id: template.id, arn: template.state.arn, securityGroupIds: template.inputs.vpcSecurityGroupIds, imageId: template.inputs.imageId, instanceRoleArn: "" },
+                instanceTags: { [ours]: { [TAG.stack]: settings.stack }, [theirs]: { [TAG.stack]: "spot-availability/prod" } },
+            };
+            const call = (action: string, params: Record<string, string>): RecordedCall => ({ service: "ec2", action, params });
+            const verdicts = async (action: string, params: Record<string, string>) =>
+                Promise.all(authorizationRequests(call(action, params), facts).map((request) => decide(policy, "arn:aws:iam::123456789012:role/spot-handler", request, ACCOUNT_ID)));
+            assert.deepStrictEqual(await verdicts("DescribeLaunchTemplates", { "LaunchTemplateId.1": template.id }), ["Allowed"]);
+            assert.deepStrictEqual(await verdicts("ModifyLaunchTemplate", { LaunchTemplateId: template.id, DefaultVersion: "2" }), ["Allowed"]);
+            assert.deepStrictEqual(await verdicts("ModifyLaunchTemplate", { LaunchTemplateId: "lt-0other0000000000", DefaultVersion: "2" }), ["ImplicitlyDenied"]);
+            assert.deepStrictEqual(await verdicts("GetConsoleOutput", { InstanceId: ours, Latest: "true" }), ["Allowed"]);
+            assert.deepStrictEqual(await verdicts("GetConsoleOutput", { InstanceId: theirs, Latest: "true" }), ["ImplicitlyDenied"]);
+        });
+
         it("grants * resources only to describe calls, which support nothing narrower", () => {
             const unscoped = policy.Statement.filter((s) => s.Resource === "*").flatMap((s) => s.Action);
-            assert.deepStrictEqual(unscoped.sort(), ["ec2:DescribeInstances", "ec2:DescribeSpotPriceHistory", "elasticloadbalancing:DescribeTargetHealth"]);
+            assert.deepStrictEqual(unscoped.sort(), ["ec2:DescribeInstances", "ec2:DescribeLaunchTemplates", "ec2:DescribeSpotPriceHistory", "elasticloadbalancing:DescribeTargetHealth"]);
+        });
+
+        it("promotes a version of this stack's launch template only, and reads the console of its own instances only", () => {
+            const [promote, ...others] = statementsFor("ec2:ModifyLaunchTemplate");
+            assert.strictEqual(others.length, 0);
+            assert.deepStrictEqual([promote.Action, promote.Resource], [["ec2:ModifyLaunchTemplate"], run.one("aws:ec2/launchTemplate:LaunchTemplate").state.arn]);
+            const [console] = statementsFor("ec2:GetConsoleOutput");
+            assert.strictEqual(console.Resource, `arn:aws:ec2:us-east-2:${ACCOUNT_ID}:instance/*`);
+            assert.deepStrictEqual(console.Condition, { StringEquals: { [`aws:ResourceTag/${TAG.stack}`]: settings.stack } });
         });
     });
 });

@@ -1,5 +1,5 @@
 import * as assert from "assert";
-import { checkSubnets, resolveZones, vpcArgs } from "../infra/network";
+import { checkSubnets, resolveZones, vpcArgs, zoneCidr } from "../infra/network";
 
 /** Zones and subnets: resolved and checked before anything is declared. */
 
@@ -40,13 +40,23 @@ describe("checkSubnets", () => {
     });
 });
 
+describe("zoneCidr", () => {
+    it("fixes each zone's /20 by its letter, whatever other zones exist", () => {
+        assert.deepStrictEqual(["us-east-1a", "us-east-1b", "us-east-1f", "eu-west-1p"].map(zoneCidr), ["10.0.0.0/20", "10.0.16.0/20", "10.0.80.0/20", "10.0.240.0/20"]);
+    });
+
+    it("refuses a zone whose letter does not fit the VPC", () => {
+        assert.throws(() => zoneCidr("us-east-1q"), /us-east-1q: only zones a to p fit the VPC's 10.0.0.0\/16/);
+    });
+});
+
 describe("the stack-created VPC, as awsx.ec2.Vpc arguments", () => {
-    it("spans the given zones with public subnets only, and no NAT gateway", () => {
+    it("spans the given zones with public subnets at their letters' CIDRs (explicit, so strategy Auto), and no NAT gateway", () => {
         assert.deepStrictEqual(vpcArgs(["us-east-2a", "us-east-2c"]), {
             cidrBlock: "10.0.0.0/16",
             availabilityZoneNames: ["us-east-2a", "us-east-2c"],
             subnetStrategy: "Auto",
-            subnetSpecs: [{ type: "Public" }],
+            subnetSpecs: [{ type: "Public", cidrBlocks: ["10.0.0.0/20", "10.0.32.0/20"] }],
             natGateways: { strategy: "None" },
             enableDnsHostnames: true,
             enableDnsSupport: true,

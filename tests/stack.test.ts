@@ -77,9 +77,10 @@ describe("the dev stack", () => {
         assert.deepStrictEqual(toAlb.map((rule) => [rule.inputs.fromPort, rule.inputs.cidrIpv4]).sort(), [[443, "0.0.0.0/0"], [80, "0.0.0.0/0"]]);
     });
 
-    it("creates the VPC as an awsx.ec2.Vpc with public subnets only and no NAT gateway", () => {
+    it("creates the VPC as an awsx.ec2.Vpc with public subnets only, each at its zone letter's CIDR, and no NAT gateway", () => {
         const vpc = run.one("awsx:ec2:Vpc");
-        assert.deepStrictEqual(vpc.inputs.subnetSpecs, [{ type: "Public" }]);
+        assert.deepStrictEqual(vpc.inputs.subnetSpecs, [{ type: "Public", cidrBlocks: ["10.0.0.0/20", "10.0.16.0/20", "10.0.32.0/20"] }]);
+        assert.strictEqual(vpc.inputs.subnetStrategy, "Auto", "awsx honours explicit cidrBlocks only with Auto or Exact");
         assert.deepStrictEqual(vpc.inputs.natGateways, { strategy: "None" });
         assert.deepStrictEqual(vpc.inputs.availabilityZoneNames, REGION_ZONES);
         assert.strictEqual(run.one(TARGET_GROUP).inputs.vpcId, vpc.state.vpcId);
@@ -164,6 +165,83 @@ describe("the dev stack", () => {
         assert.strictEqual(fn.inputs.deadLetterConfig, undefined, "the queue's redrive dead-letters, not asynchronous invocation");
         assert.strictEqual(run.one("aws:cloudwatch/logGroup:LogGroup").inputs.retentionInDays, 14);
         assert.strictEqual(fn.inputs.role, run.one("aws:iam/role:Role", "spot-handler").state.arn);
+    });
+});
+
+describe("a stack whose fleet runs in some of the region's zones", () => {
+    let run: ProgramRun;
+    before(async () => {
+        run = await runProgram({ config: { "spot-availability:zones": ["c", "a"] } });
+    });
+
+    it("still spans every zone with the VPC and the load balancer", () => {
+        const vpc = run.one("awsx:ec2:Vpc");
+        assert.deepStrictEqual(vpc.inputs.availabilityZoneNames, REGION_ZONES);
+        assert.deepStrictEqual([...run.one(LOAD_BALANCER).inputs.subnets].sort(), [...vpc.state.publicSubnetIds].sort());
+    });
+
+    it("runs the fleet, the alarms and the outputs in the configured zones only", () => {
+        const desired = JSON.parse(run.one(INVOCATION).inputs.input).desired;
+        assert.deepStrictEqual(desired.zones, ["us-east-2a", "us-east-2c"]);
+        assert.deepStrictEqual(run.outputs.zones, ["us-east-2a", "us-east-2c"]);
+        assert.deepStrictEqual(Object.keys(run.outputs.instances), ["Prometheus-A", "Prometheus-C"]);
+        const belowCount = run.ofType("aws:cloudwatch/metricAlarm:MetricAlarm").filter((alarm) => alarm.name.endsWith("-below-count"));
+        assert.deepStrictEqual(belowCount.map((alarm) => alarm.name).sort(), ["spot-operations-us-east-2a-below-count", "spot-operations-us-east-2c-below-count"]);
+    });
+
+    it("spans a region's standard zones only, not the Local Zones the account opted into", async () => {
+        const virginia = await runProgram({ config: { "aws:region": "us-east-1", "spot-availability:zones": [] } });
+        const names = ["a", "b", "c", "d", "e", "f"].map((letter) => `us-east-1${letter}`);
+        assert.deepStrictEqual(virginia.one("awsx:ec2:Vpc").inputs.availabilityZoneNames, names);
+        assert.deepStrictEqual(virginia.outputs.zones, names.slice(0, 3));
+    });
+
+    it("takes the first zoneCount zones by name when zones is empty", async () => {
+        const two = await runProgram({ config: { "spot-availability:zones": [], "spot-availability:zoneCount": 2 } });
+        assert.deepStrictEqual(two.outputs.zones, ["us-east-2a", "us-east-2b"]);
+        assert.deepStrictEqual(two.one("awsx:ec2:Vpc").inputs.availabilityZoneNames, REGION_ZONES);
+    });
+});
+
+describe("the deploy invocation, in the order pulumi up runs it", () => {
+    let run: ProgramRun;
+    before(async () => {
+        run = await runProgram();
+    });
+
+    it("has a stable identity: no triggers, no qualifier, and the deploy function's name", () => {
+        const invocation = run.one(INVOCATION);
+        assert.strictEqual(invocation.name, "spot-handler-deploy");
+        assert.strictEqual(invocation.inputs.triggers, undefined);
+        assert.strictEqual(invocation.inputs.qualifier, undefined);
+        assert.strictEqual(invocation.inputs.functionName, run.one(FUNCTION, "-deploy").state.name);
+    });
+
+    it("runs after both functions have the new settings, and after everything the instances use", () => {
+        const dependsOn = run.one(INVOCATION).dependsOn;
+        for (const name of ["spot-handler", "spot-handler-deploy", "spot-network", "spot-instances-instance", "spot-instances-instance-app-80", "spot-instances-alb-to-instance-80", "spot-instances", "spot-lb", "spot-lb-alb"]) {
+            assert.ok(dependsOn.includes(name), `the invocation depends on ${name}: ${dependsOn.join(", ")}`);
+        }
+        assert.ok(!dependsOn.includes("spot-lb-http"), "not on the listeners: they follow it");
+    });
+
+    it("carries the release settings in the desired fleet", async () => {
+        const tuned = await runProgram({ config: { "spot-availability:releaseBatchPercent": 50, "spot-availability:releaseHealthTimeoutSeconds": 120 } });
+        assert.deepStrictEqual(JSON.parse(tuned.one(INVOCATION).inputs.input).desired.release, { batchPercent: 50, healthTimeoutSeconds: 120 });
+        assert.deepStrictEqual(JSON.parse(run.one(INVOCATION).inputs.input).desired.release, { batchPercent: 100, healthTimeoutSeconds: 300 });
+    });
+
+    it("comes before the listeners, which switch target group only once the fleet serves in it", () => {
+        for (const listener of run.ofType(LISTENER)) {
+            assert.ok(listener.dependsOn.includes("spot-handler-deploy"), `${listener.name} depends on the invocation: ${listener.dependsOn.join(", ")}`);
+        }
+    });
+
+    it("moves the listeners out of the load balancer component by alias, so existing stacks keep them", () => {
+        const [http] = run.ofType(LISTENER);
+        assert.strictEqual(http.name, "spot-lb-http");
+        const parents = http.formerParents.map((urn) => urn.split("::").slice(-2).join("::"));
+        assert.ok(parents.includes("spot-availability:index:SpotWebService$spot-availability:index:LoadBalancer::spot-lb"), `aliased to its former parent: ${parents.join(", ")}`);
     });
 });
 

@@ -57,7 +57,17 @@ export function authorizationRequests(call: RecordedCall, facts: StackFacts): Au
     switch (call.action) {
         case "DescribeInstances":
         case "DescribeSpotPriceHistory":
+        case "DescribeLaunchTemplates":
             return [{ action: `ec2:${call.action}`, resource: "*", context: {} }];
+        case "ModifyLaunchTemplate":
+            // The template is named by id (or name); IAM authorises it on the template's ARN.
+            return [{ action: "ec2:ModifyLaunchTemplate", resource: ec2(`launch-template/${params.LaunchTemplateId ?? facts.launchTemplate.id}`), context: {} }];
+        case "GetConsoleOutput":
+            return [{
+                action: "ec2:GetConsoleOutput",
+                resource: ec2(`instance/${params.InstanceId}`),
+                context: tagContext("aws:ResourceTag", facts.instanceTags[params.InstanceId] ?? {}),
+            }];
         case "DescribeTargetHealth":
             return [{ action: "elasticloadbalancing:DescribeTargetHealth", resource: "*", context: {} }];
         case "RegisterTargets":
