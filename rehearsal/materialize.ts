@@ -43,12 +43,14 @@ import { AddRoleToInstanceProfileCommand, CreateInstanceProfileCommand, CreateRo
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { CREDENTIALS, Emulator, motoConnection } from "./emulator";
 import { ACCOUNT_ID, DeclaredResource, Materializer, ProgramRun, REGION, ROOT, RunOptions, runProgram } from "./program";
+import { awsxVpcChildren, REPLACE_ON } from "../tests/support/replaceOn";
 
 /**
  * Mocks that create the declared stack for real in moto, and apply every later run of the
  * program the way `pulumi up` applies an update, which the mocks alone do not: the engine diffs
  * each resource's inputs against the last run's and
- * - replaces it when an input its type replaces on changed (`REPLACE_ON`): the new one is
+ * - replaces it when an input its type replaces on changed (the plan test's `REPLACE_ON`, from
+ *   terraform-provider-aws): the new one is
  *   created in place of the old one, which is deleted only once the whole update succeeded
  *   (Pulumi's create-before-delete), after the invocation;
  * - updates it in place with the provider's own calls otherwise (a launch template gets a new
@@ -72,39 +74,6 @@ export function declaredFunction(run: ProgramRun, role: FunctionRole = "events")
 export function lambdaEnvironment(emulator: Emulator, region = REGION): Record<string, string> {
     return { AWS_REGION: region, AWS_ENDPOINT_URL: emulator.endpoint, AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey };
 }
-
-/**
- * The inputs whose change replaces a resource of each materialised type: Terraform's `ForceNew`
- * (`RequiresReplace` in framework resources) in terraform-provider-aws, file by file.
- */
-export const REPLACE_ON: Record<string, string[]> = {
-    // internal/service/ec2/vpc_.go
-    "aws:ec2/vpc:Vpc": ["cidrBlock", "instanceTenancy"],
-    // internal/service/ec2/vpc_subnet.go
-    "aws:ec2/subnet:Subnet": ["availabilityZone", "availabilityZoneId", "cidrBlock", "vpcId"],
-    // internal/service/ec2/vpc_security_group.go
-    "aws:ec2/securityGroup:SecurityGroup": ["name", "namePrefix", "description", "vpcId"],
-    // internal/service/ec2/vpc_security_group_ingress_rule.go (the egress rule shares its schema)
-    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": ["securityGroupId"],
-    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": ["securityGroupId"],
-    // internal/service/ec2/ec2_launch_template.go
-    "aws:ec2/launchTemplate:LaunchTemplate": ["name", "namePrefix"],
-    // internal/service/elbv2/load_balancer.go
-    "aws:lb/loadBalancer:LoadBalancer": ["name", "namePrefix", "internal", "loadBalancerType"],
-    // internal/service/elbv2/target_group.go
-    "aws:lb/targetGroup:TargetGroup": ["name", "namePrefix", "port", "protocol", "protocolVersion", "targetType", "vpcId", "ipAddressType"],
-    // internal/service/elbv2/listener.go
-    "aws:lb/listener:Listener": ["loadBalancerArn"],
-    // internal/service/iam/role.go, instance_profile.go
-    "aws:iam/role:Role": ["name", "namePrefix", "path"],
-    "aws:iam/instanceProfile:InstanceProfile": ["name", "namePrefix", "path"],
-    // internal/service/sqs/queue.go
-    "aws:sqs/queue:Queue": ["name", "namePrefix", "fifoQueue"],
-    // internal/service/lambda/function.go
-    "aws:lambda/function:Function": ["name"],
-    // internal/service/lambda/invocation.go
-    "aws:lambda/invocation:Invocation": ["functionName", "qualifier", "triggers"],
-};
 
 /**
  * Replaced by deleting the old one first: the program declares the invocation with
@@ -247,8 +216,8 @@ export function inMoto(emulator: Emulator, region = REGION): MotoStack {
 
     const providers: Record<string, ResourceProvider> = {
         "awsx:ec2:Vpc": {
-            // A remote component: its children are what awsx would declare (subnetDistributorNew.ts),
-            // each applied as its own resource, so a child whose zone or CIDR moved is replaced.
+            // A remote component: its children are what awsx would declare, so a subnet whose zone
+            // or CIDR moved is replaced.
             create: (name, inputs) => applyVpcLayout(name, inputs),
             update: (before, inputs) => applyVpcLayout(before.name, inputs),
         },
@@ -419,19 +388,21 @@ export function inMoto(emulator: Emulator, region = REGION): MotoStack {
         }
     }
 
-    /** The awsx VPC's children, applied; its outputs as a remote component shows them. */
+    /**
+     * The awsx VPC's children as the plan test lays them out (`awsxVpcChildren`), each applied as
+     * its own resource where moto holds it; its outputs as a remote component shows them.
+     */
     async function applyVpcLayout(name: string, inputs: Record<string, any>) {
-        const vpc = await apply("aws:ec2/vpc:Vpc", name, { cidrBlock: inputs.cidrBlock });
-        const subnets: { type: string; key: string; id: string }[] = [];
-        for (const subnet of awsxSubnetLayout(name, inputs)) {
-            const created = await apply("aws:ec2/subnet:Subnet", subnet.name, { vpcId: vpc.id, cidrBlock: subnet.cidrBlock, availabilityZone: subnet.zone });
-            subnets.push({ type: subnet.type, key: stateKey("aws:ec2/subnet:Subnet", subnet.name), id: created.id });
+        const children = awsxVpcChildren(name, inputs).filter((child) => child.type in providers);
+        const idOf = (type: string, child: string) => (resources.get(stateKey(type, child)) as StackResource).id;
+        for (const child of children) {
+            await apply(child.type, child.name, child.inputs(idOf));
         }
-        const idsOf = (type: string) => subnets.filter((subnet) => subnet.type === type).map((subnet) => subnet.id);
+        const publicSubnetIds = (inputs.availabilityZoneNames as string[]).map((_, index) => idOf("aws:ec2/subnet:Subnet", `${name}-public-${index + 1}`));
         return {
             id: `${name}-id`,
-            state: { vpcId: vpc.id, publicSubnetIds: idsOf("Public"), privateSubnetIds: idsOf("Private"), isolatedSubnetIds: idsOf("Isolated") },
-            children: [stateKey("aws:ec2/vpc:Vpc", name), ...subnets.map((subnet) => subnet.key)],
+            state: { vpcId: idOf("aws:ec2/vpc:Vpc", name), publicSubnetIds, privateSubnetIds: [], isolatedSubnetIds: [] },
+            children: children.map((child) => stateKey(child.type, child.name)),
         };
     }
 
@@ -456,7 +427,7 @@ export function inMoto(emulator: Emulator, region = REGION): MotoStack {
         let after: StackResource;
         if (before === undefined) {
             after = remember(type, name, inputs, await provider.create(name, inputs));
-        } else if (changedInputs(before.inputs, inputs, REPLACE_ON[type] ?? []).length > 0) {
+        } else if (changedInputs(before.inputs, inputs, REPLACE_ON[type]?.replaceOn ?? []).length > 0) {
             if (DELETE_BEFORE_REPLACE.has(type)) {
                 await provider.delete?.(before);
                 resources.delete(key);
@@ -586,60 +557,6 @@ function listenerRequest(inputs: Record<string, any>) {
             FixedResponseConfig: action.fixedResponse === undefined ? undefined : { ContentType: action.fixedResponse.contentType, MessageBody: action.fixedResponse.messageBody, StatusCode: action.fixedResponse.statusCode },
         })),
     };
-}
-
-/** One declared awsx subnet: its Pulumi name, zone and CIDR. */
-interface AwsxSubnet {
-    name: string;
-    type: string;
-    zone: string;
-    cidrBlock: string;
-}
-
-/**
- * The subnets awsx declares for a VPC (pulumi-awsx `awsx/ec2/subnetDistributorNew.ts`): named
- * `<vpc>-<spec name or type>-<zone position + 1>` whatever the zone; explicit `cidrBlocks` per
- * zone, or each zone's share of the VPC (`availabilityZoneCidrMask`, else split by the number
- * of zones) carved in spec order.
- */
-export function awsxSubnetLayout(vpcName: string, inputs: Record<string, any>): AwsxSubnet[] {
-    const zones = inputs.availabilityZoneNames as string[];
-    const specs = (inputs.subnetSpecs ?? [{ type: "Private" }, { type: "Public" }]) as { type: string; name?: string; cidrMask?: number; cidrBlocks?: string[] }[];
-    const [vpcBase, vpcMask] = parseCidr(inputs.cidrBlock);
-    const zoneMask = inputs.availabilityZoneCidrMask ?? vpcMask + newBits(zones.length);
-    const defaultSubnetMask = zoneMask + newBits(specs.length);
-    return zones.flatMap((zone, zoneIndex) => {
-        let next = vpcBase + zoneIndex * blockSize(zoneMask);
-        return specs.map((spec) => {
-            const mask = spec.cidrMask ?? defaultSubnetMask;
-            // Each block starts at the next boundary of its own size (awsx's nextNetmask).
-            const base = Math.ceil(next / blockSize(mask)) * blockSize(mask);
-            next = base + blockSize(mask);
-            return {
-                name: `${vpcName}-${spec.name ?? spec.type.toLowerCase()}-${zoneIndex + 1}`,
-                type: spec.type,
-                zone,
-                cidrBlock: spec.cidrBlocks?.[zoneIndex] ?? `${formatAddress(base)}/${mask}`,
-            };
-        });
-    });
-}
-
-function newBits(count: number): number {
-    return count === 0 ? 0 : Math.ceil(Math.log2(count));
-}
-
-function blockSize(mask: number): number {
-    return 2 ** (32 - mask);
-}
-
-function parseCidr(cidr: string): [number, number] {
-    const [address, mask] = cidr.split("/");
-    return [address.split(".").reduce((value, octet) => value * 256 + Number(octet), 0), Number(mask)];
-}
-
-function formatAddress(value: number): string {
-    return [24, 16, 8, 0].map((shift) => Math.floor(value / 2 ** shift) % 256).join(".");
 }
 
 /** A function archive's files, in order: what decides whether its code changed. */
