@@ -105,8 +105,14 @@ export interface MotoStack {
     destroy(): Promise<unknown[]>;
     /** The deploy function's log lines, every invocation's, in order. */
     deployLogs(): Record<string, any>[];
-    /** Every invocation the provider made, in order: the function and `tf.action`. */
-    invocations: { functionName: string; action: InvocationAction }[];
+    /** What the engine did, in order, across every run (an invocation's step is its `tf.action`). */
+    steps: EngineStep[];
+}
+
+export interface EngineStep {
+    type: string;
+    name: string;
+    step: "create" | "replace" | "update" | "delete";
 }
 
 type InvocationAction = "create" | "update" | "delete";
@@ -171,10 +177,9 @@ export function inMoto(emulator: Emulator, region = REGION): MotoStack {
         return generation === 1 ? name : `${name}-${generation}`;
     };
 
-    const invocations: MotoStack["invocations"] = [];
+    const steps: EngineStep[] = [];
     /** The provider's payload (invocation.go `buildInput`): the input, plus `tf.action` and the previous input object, null on create. */
     const invoke = async (functionName: string, input: string, action: InvocationAction, previousInput: string | undefined) => {
-        invocations.push({ functionName, action });
         const handler = functions.get(functionName);
         if (handler === undefined) {
             throw new Error(`no function named ${functionName} was declared`);
@@ -424,18 +429,21 @@ export function inMoto(emulator: Emulator, region = REGION): MotoStack {
         const provider = providers[type];
         const key = stateKey(type, name);
         const before = resources.get(key);
+        const record = (step: EngineStep["step"]) => steps.push({ type, name, step });
         let after: StackResource;
         if (before === undefined) {
+            record("create");
             after = remember(type, name, inputs, await provider.create(name, inputs));
         } else if (changedInputs(before.inputs, inputs, REPLACE_ON[type]?.replaceOn ?? []).length > 0) {
             if (DELETE_BEFORE_REPLACE.has(type)) {
-                await provider.delete?.(before);
-                resources.delete(key);
+                await remove(before);
             } else {
                 replaced.push(before);
             }
+            record("replace");
             after = remember(type, name, inputs, await provider.create(name, inputs));
         } else if (canonical(before.inputs) !== canonical(inputs) || (await provider.differs?.(before, inputs))) {
+            record("update");
             try {
                 const updated = (await provider.update?.(before, inputs)) ?? { state: before.state };
                 after = remember(type, name, inputs, { id: before.id, state: updated.state, children: updated.children ?? before.children }, before.created);
@@ -456,12 +464,19 @@ export function inMoto(emulator: Emulator, region = REGION): MotoStack {
     async function deleteRetired(): Promise<void> {
         const retired = [...replaced, ...[...resources.entries()].filter(([key]) => !declared.has(key)).map(([, resource]) => resource)].sort((a, b) => b.created - a.created);
         for (const resource of retired) {
-            await providers[resource.type].delete?.(resource);
+            await remove(resource);
+        }
+    }
+
+    async function remove(resource: StackResource): Promise<void> {
+        steps.push({ type: resource.type, name: resource.name, step: "delete" });
+        await providers[resource.type].delete?.(resource);
+        if (replaced.includes(resource)) {
             replaced.splice(replaced.indexOf(resource), 1);
-            const key = stateKey(resource.type, resource.name);
-            if (resources.get(key) === resource) {
-                resources.delete(key);
-            }
+        }
+        const key = stateKey(resource.type, resource.name);
+        if (resources.get(key) === resource) {
+            resources.delete(key);
         }
     }
 
@@ -475,7 +490,7 @@ export function inMoto(emulator: Emulator, region = REGION): MotoStack {
 
     return {
         deployLogs: () => deployLogBooks.flat(),
-        invocations,
+        steps,
         materialize,
         up: async (options = {}) => {
             declared.clear();
@@ -487,6 +502,7 @@ export function inMoto(emulator: Emulator, region = REGION): MotoStack {
             const answers: unknown[] = [];
             for (const resource of resources.values()) {
                 if (resource.type === "aws:lambda/invocation:Invocation") {
+                    steps.push({ type: resource.type, name: resource.name, step: "delete" });
                     answers.push(await invoke(resource.inputs.functionName, resource.inputs.input, "delete", resource.inputs.input));
                 }
             }

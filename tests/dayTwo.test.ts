@@ -41,6 +41,8 @@ const STACK = "spot-availability/dev";
 /** The tag EC2 sets on every instance launched from a template: which version it runs. */
 const VERSION_TAG = "aws:ec2launchtemplate:version";
 const LOAD_BALANCER = "aws:lb/loadBalancer:LoadBalancer";
+const LISTENER = "aws:lb/listener:Listener";
+const INVOCATION = "aws:lambda/invocation:Invocation";
 /** One instance per zone keeps every update short; the invariants are per zone either way. */
 const INSTANCES_PER_ZONE = 1;
 const EVERY_ZONE_AT_COUNT = REGION_ZONES.map(() => INSTANCES_PER_ZONE);
@@ -157,7 +159,7 @@ describe("pulumi up after pulumi up, on the emulator", () => {
                 { ...original, UserData: undefined },
                 "everything but the user data carried over: the provider sends the whole data, not a SourceVersion",
             );
-            assert.strictEqual(JSON.parse(second.one("aws:lambda/invocation:Invocation").inputs.input).desired.launchTemplateVersion, 2);
+            assert.strictEqual(JSON.parse(second.one(INVOCATION).inputs.input).desired.launchTemplateVersion, 2);
         });
 
         it("a healthCheckPath edit modifies the target group in place", async () => {
@@ -170,10 +172,14 @@ describe("pulumi up after pulumi up, on the emulator", () => {
 
         it("an appPort edit replaces the target group, moves the listener to it and deletes the old one after the update; the instances admit the new port only", async () => {
             const first = await up();
+            const firstSteps = stack.steps.length;
             const second = await up({ "spot-availability:appPort": 8080 });
             const [before, after] = [first, second].map((run) => run.one(TARGET_GROUP).id);
             assert.notStrictEqual(after, before, "port forces a new target group");
             assert.deepStrictEqual(await listenerTargets(second), [after]);
+            const expected = [`replace ${TARGET_GROUP}`, `update ${INVOCATION}`, `update ${LISTENER}`, `delete ${TARGET_GROUP}`];
+            const order = stack.steps.slice(firstSteps).map(({ type, step }) => `${step} ${type}`);
+            assert.deepStrictEqual(order.filter((step) => expected.includes(step)), expected, "the new group, then the deploy fills it, then the listener moves, then the old group goes");
             await assert.rejects(elb.send(new DescribeTargetGroupsCommand({ TargetGroupArns: [before] })), /TargetGroupNotFound|One or more target groups not found/);
             assert.strictEqual(instanceSecurityGroup(second), instanceSecurityGroup(first), "the instances' security group is kept");
             const loadBalancerGroup = second.one(LOAD_BALANCER).inputs.securityGroups[0];
@@ -262,9 +268,9 @@ describe("pulumi up after pulumi up, on the emulator", () => {
             await assertFleetServes(first);
             assert.strictEqual(await defaultVersion(first), 1, "the failed version is never released");
 
-            const invoked = stack.invocations.length;
+            const stepsBefore = stack.steps.length;
             await up(failingRelease);
-            assert.deepStrictEqual(stack.invocations.slice(invoked), [], "the provider stored the failed update's input: the same settings do not deploy again");
+            assert.deepStrictEqual(stack.steps.slice(stepsBefore).filter((step) => step.type === INVOCATION), [], "the provider stored the failed update's input: the same settings do not deploy again");
         });
 
         it("an appPort edit ends with the whole fleet healthy in the new target group, which the listeners forward to", async function () {
