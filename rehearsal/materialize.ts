@@ -50,9 +50,8 @@ import { awsxVpcChildren, REPLACE_ON } from "../tests/support/replaceOn";
  * program the way `pulumi up` applies an update, which the mocks alone do not: the engine diffs
  * each resource's inputs against the last run's and
  * - replaces it when an input its type replaces on changed (the plan test's `REPLACE_ON`, from
- *   terraform-provider-aws): the new one is
- *   created in place of the old one, which is deleted only once the whole update succeeded
- *   (Pulumi's create-before-delete), after the invocation;
+ *   terraform-provider-aws): the new one is created in place of the old one, which is deleted
+ *   only once the whole update succeeded (Pulumi's create-before-delete), after the invocation;
  * - updates it in place with the provider's own calls otherwise (a launch template gets a new
  *   version, a target group its health check, a listener its default action, a rule its ports);
  * - deletes, at the end, what the program no longer declares.
@@ -135,6 +134,7 @@ interface ResourceProvider {
     create(name: string, inputs: Record<string, any>): Promise<{ id: string; state: Record<string, any>; children?: string[] }>;
     /** In place, returning the new state; absent: no change of its inputs needs an AWS call moto keeps. */
     update?(before: StackResource, inputs: Record<string, any>): Promise<{ state: Record<string, any>; children?: string[] }>;
+    /** Absent: the state forgets it and moto keeps it (no update in the tests replaces or removes one). */
     delete?(resource: StackResource): Promise<void>;
     /** Whether inputs differ where JSON cannot tell (a function's archive). */
     differs?(before: StackResource, inputs: Record<string, any>): Promise<boolean>;
