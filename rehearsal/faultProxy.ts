@@ -1,9 +1,9 @@
-import { Answer, AwsProxy, ec2Error, elbError, escapeXml, EC2_VERSION, RecordedCall } from "./awsProxy";
+import { Answer, AwsProxy, ec2Error, elbError, escapeXml, EC2_VERSION, listParam, RecordedCall, WRITE_ACTIONS } from "./awsProxy";
 
 /**
  * A loopback proxy in front of moto for what moto cannot do: capacity errors per zone, type and
  * market; throttling; a failing RegisterTargets; spot prices per zone; target health overrides;
- * and the ClientToken idempotency of RunInstances that AWS documents (same token and parameters:
+ * a release whose instances never pass the health check; and the ClientToken idempotency of RunInstances that AWS documents (same token and parameters:
  * the same reservation back). It also records every call, so tests can count and inspect them.
  */
 
@@ -19,6 +19,33 @@ export interface CapacityFault {
     room?: number;
 }
 
+/**
+ * A launch template version whose application never starts: its instances run, but the target
+ * group never finds them healthy, and their console shows why. As an ALB reports such a target:
+ * `initial` while its first health checks run, then `unhealthy` once they have failed.
+ */
+export interface FailingVersion {
+    launchTemplateId: string;
+    version: number;
+    /** What GetConsoleOutput answers for its instances, line by line. */
+    consoleOutput: string[];
+    /** Seconds from registration until the checks have failed: the dev stack's unhealthy threshold × interval (2 × 5 s) unless set. */
+    failedAfterSeconds?: number;
+}
+
+/** What an instance's console shows when the application's unit fails at boot, as systemd logs it to the serial console. */
+export const FAILED_START_CONSOLE_OUTPUT = [
+    "[   12.341567] cloud-init[1602]: + systemctl enable --now spot-page.service",
+    "[   12.873310] python3[1711]: OSError: [Errno 98] Address already in use",
+    "[   12.874022] systemd[1]: spot-page.service: Main process exited, code=exited, status=1/FAILURE",
+    "[   12.874311] systemd[1]: spot-page.service: Failed with result 'exit-code'.",
+];
+
+/** ELB's answers for a target whose health checks run, then have failed. https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_TargetHealth.html */
+const INITIAL_HEALTH_CHECKS = { state: "initial", reason: "Elb.InitialHealthChecking", description: "Initial health checks in progress" };
+const FAILED_HEALTH_CHECKS = { state: "unhealthy", reason: "Target.FailedHealthChecks", description: "Health checks failed" };
+const DEFAULT_FAILED_AFTER_SECONDS = 10;
+
 export class FaultProxy extends AwsProxy {
     /** Subnet id → zone, so RunInstances faults can be set per zone. */
     subnetZones: Record<string, string> = {};
@@ -33,6 +60,13 @@ export class FaultProxy extends AwsProxy {
     targetHealth: Record<string, string> = {};
     /** A new account without EC2 Spot's service-linked role: every spot launch is refused as AWS refuses it. */
     spotRoleMissing = false;
+    failingVersions: FailingVersion[] = [];
+    /** Runs before each write is forwarded, so a test can observe the world at every step the handler takes. */
+    beforeWrite: ((call: RecordedCall) => Promise<void>) | undefined;
+    /** Instance id → the launch template and version RunInstances launched it from (the tags EC2 sets). */
+    private readonly launchedFrom = new Map<string, { launchTemplateId: string; version: number }>();
+    /** Instance id → when RegisterTargets last registered it (ms). */
+    private readonly registeredAt = new Map<string, number>();
 
     reset(): void {
         super.reset();
@@ -43,21 +77,39 @@ export class FaultProxy extends AwsProxy {
         this.spotPrices = undefined;
         this.targetHealth = {};
         this.spotRoleMissing = false;
+        this.failingVersions = [];
+        this.launchedFrom.clear();
+        this.registeredAt.clear();
+        this.beforeWrite = undefined;
     }
 
     protected async answer(call: RecordedCall, forward: () => Promise<Answer>): Promise<Answer> {
         const { service, action, params } = call;
+        if (WRITE_ACTIONS.includes(action)) {
+            await this.beforeWrite?.(call);
+        }
         const injected = this.fault(service, action, params);
         if (injected) {
             call.injected = injected.body.match(/<Code>([^<]+)<\/Code>/)?.[1] ?? "answer";
             return injected;
         }
         if (action === "RunInstances") {
-            return this.idempotentRunInstances(params, forward);
+            const answer = await this.idempotentRunInstances(params, forward);
+            this.recordLaunches(answer);
+            return answer;
         }
-        if (action === "DescribeTargetHealth" && Object.keys(this.targetHealth).length > 0) {
+        if (action === "RegisterTargets") {
+            for (const id of listParam(params, /^Targets\.member\.\d+\.Id$/)) {
+                this.registeredAt.set(id, Date.now());
+            }
+        }
+        if (action === "DescribeTargetHealth" && (Object.keys(this.targetHealth).length > 0 || this.failingVersions.length > 0)) {
             const answer = await forward();
             return { ...answer, body: this.overrideTargetHealth(answer.body) };
+        }
+        const failing = action === "GetConsoleOutput" ? this.failingVersionOf(params.InstanceId) : undefined;
+        if (failing !== undefined) {
+            return consoleOutput(params.InstanceId, failing.consoleOutput);
         }
         return forward();
     }
@@ -108,10 +160,41 @@ export class FaultProxy extends AwsProxy {
         };
     }
 
+    /** Every instance of a launch lists the same template and version: RunInstances launches from one. */
+    private recordLaunches(answer: Answer): void {
+        const launchTemplateId = /<key>aws:ec2launchtemplate:id<\/key>\s*<value>([^<]+)<\/value>/.exec(answer.body)?.[1];
+        const version = /<key>aws:ec2launchtemplate:version<\/key>\s*<value>([^<]+)<\/value>/.exec(answer.body)?.[1];
+        if (answer.status !== 200 || launchTemplateId === undefined || version === undefined) {
+            return;
+        }
+        for (const [, id] of answer.body.matchAll(/<instanceId>(i-[0-9a-f]+)<\/instanceId>/g)) {
+            this.launchedFrom.set(id, { launchTemplateId, version: Number(version) });
+        }
+    }
+
+    private failingVersionOf(instanceId: string): FailingVersion | undefined {
+        const launched = this.launchedFrom.get(instanceId);
+        return launched && this.failingVersions.find((failing) => failing.launchTemplateId === launched.launchTemplateId && failing.version === launched.version);
+    }
+
     private overrideTargetHealth(xml: string): string {
         return xml.replace(/<member>((?:(?!<\/member>)[\s\S])*?<Id>(i-[0-9a-f]+)<\/Id>[\s\S]*?)<\/member>/g, (member, _inner, id: string) => {
+            const failing = this.failingVersionOf(id);
+            if (failing !== undefined) {
+                const checking = Date.now() - (this.registeredAt.get(id) ?? 0) < (failing.failedAfterSeconds ?? DEFAULT_FAILED_AFTER_SECONDS) * 1000;
+                const { state, reason, description } = checking ? INITIAL_HEALTH_CHECKS : FAILED_HEALTH_CHECKS;
+                return member.replace(/<TargetHealth>[\s\S]*?<\/TargetHealth>/, `<TargetHealth><State>${state}</State><Reason>${reason}</Reason><Description>${description}</Description></TargetHealth>`);
+            }
             const state = this.targetHealth[id];
             return state === undefined ? member : member.replace(/(<TargetHealth>[\s\S]*?<State>)[^<]*(<\/State>)/, `$1${state}$2`);
         });
     }
+}
+
+function consoleOutput(instanceId: string, lines: string[]): Answer {
+    const output = Buffer.from(lines.join("\n") + "\n", "utf8").toString("base64");
+    return {
+        status: 200,
+        body: `<?xml version="1.0" encoding="UTF-8"?><GetConsoleOutputResponse xmlns="http://ec2.amazonaws.com/doc/${EC2_VERSION}/"><requestId>fault-proxy</requestId><instanceId>${escapeXml(instanceId)}</instanceId><timestamp>${new Date().toISOString()}</timestamp><output>${output}</output></GetConsoleOutputResponse>`,
+    };
 }

@@ -38,7 +38,7 @@ describe("pulumi up and pulumi destroy, with the deploy invocation owning the fl
         stack = inMoto(emulator);
     });
 
-    const up = (config: Record<string, unknown> = {}) => runProgram({ config, materialize: stack.materialize });
+    const up = (config: Record<string, unknown> = {}) => stack.up({ config });
 
     async function instancesOf(stackTag: string, states = ["pending", "running"]): Promise<Instance[]> {
         const result = await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: `tag:${TAG.stack}`, Values: [stackTag] }, { Name: "instance-state-name", Values: states }] }));
