@@ -77,7 +77,12 @@ export function outdated(observation: Observation, settings: HandlerSettings, ta
     return Object.values(placesByZone(observation, settings, new Set())).flat().filter((i) => i.version !== target);
 }
 
-/** Instances of the released version that did not become healthy in time: the release stops. */
+/** Instances of the version being released that do not serve yet: the deploy waits for them. */
+export function joiningRelease(observation: Observation, target: number): ObservedInstance[] {
+    return observation.instances.filter((i) => isLive(i) && i.version === target && observation.targets[i.id] !== "healthy");
+}
+
+/** Instances of the version being released that did not become healthy in time: the release stops. */
 export function stalledRelease(observation: Observation, settings: HandlerSettings, target: number, now: number): ObservedInstance[] {
     return observation.instances.filter((i) =>
         isLive(i) && i.version === target && observation.targets[i.id] !== "healthy" && now - i.launchTime > settings.release.healthTimeoutSeconds * 1000);
@@ -158,10 +163,16 @@ export function createDeployHandler(settings: HandlerSettings, dependencies: Dep
                 }
                 const actions = reconcile(observation, settings, standalone(target));
                 const seen = fingerprint(observation);
-                if (actions.length === 0 || seen === previous) {
+                const waiting = joiningRelease(observation, target);
+                if (waiting.length === 0 && (actions.length === 0 || seen === previous)) {
                     break;
                 }
                 previous = seen;
+                if (actions.length === 0) {
+                    // Nothing to do but wait: the new version's instances serve, or stall the release.
+                    await settle(target);
+                    continue;
+                }
                 const outcomes = await drainThenAct(actions.map((action): PlannedAction => ({ ...action, messageIds: [] })));
                 reportOutcomes(outcomes, report, observation.spotPrices);
                 const failed = outcomes.filter((o) => o.status === "failed");
@@ -173,7 +184,7 @@ export function createDeployHandler(settings: HandlerSettings, dependencies: Dep
                     handedOff = true;
                     break;
                 }
-                await settle();
+                await settle(target);
             }
             return answer(target, unfinished, handedOff);
         }
@@ -241,22 +252,27 @@ export function createDeployHandler(settings: HandlerSettings, dependencies: Dep
             ].join("\n"));
         }
 
-        /** Waits until what the round launched runs, and what replaces a serving instance serves too (then the next round retires the old one). */
-        async function settle(): Promise<void> {
+        /**
+         * Waits until what the round launched runs, and what joins the target group serves: a
+         * replacement (the next round retires what it replaces) or an instance of the version being
+         * released, at most until its health deadline, after which the next round stops the release.
+         */
+        async function settle(target: number): Promise<void> {
             const observation = await fleet.observe({ prices: false });
             const pending = observation.instances.filter((i) => i.state === "pending").map((i) => i.id);
             if (pending.length > 0) {
                 await fleet.waitUntilRunning(pending, limit());
             }
             const live = new Set(observation.instances.filter(isLive).map((i) => i.id));
-            const joining = observation.instances
-                .filter((i) => i.replaces !== undefined && live.has(i.replaces) && observation.targets[i.id] === "initial")
-                .map((i) => i.id);
-            if (joining.length > 0) {
-                // A release's instance that is not healthy in time stops the release at the next round.
-                await fleet.waitUntilInService(joining, limit(settings.release.healthTimeoutSeconds))
-                    .catch((error) => report.log({ action: "wait-in-service", instances: joining, result: "not yet", error: describeError(error) }));
+            const joining = observation.instances.filter((i) =>
+                ["initial", "unhealthy"].includes(observation.targets[i.id] ?? "") && ((i.replaces !== undefined && live.has(i.replaces)) || (isLive(i) && i.version === target)));
+            if (joining.length === 0) {
+                return;
             }
+            const deadline = Math.min(...joining.map((i) => i.launchTime)) + settings.release.healthTimeoutSeconds * 1000;
+            const untilDeadline = Math.max(1, Math.ceil((deadline - Date.now()) / 1000) + 1);
+            await fleet.waitUntilInService(joining.map((i) => i.id), limit(untilDeadline))
+                .catch((error) => report.log({ action: "wait-in-service", instances: joining.map((i) => i.id), result: "not yet", error: describeError(error) }));
         }
 
         async function teardown(): Promise<DeployAnswer> {
