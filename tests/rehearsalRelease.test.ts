@@ -7,12 +7,13 @@ import { Rehearsal, rehearse } from "../rehearsal/rehearse";
 import { Scenario, SCENARIOS } from "../rehearsal/scenarios";
 
 /**
- * The release scenario on AWS's modelled clock, on a small fleet (3 zones × 2) so `npm test`
- * stays quick: the rolled fleet keeps every zone at its count at every modelled step, and ends
+ * The release scenario on AWS's modelled clock, on a small fleet (3 zones × 5: enough that the
+ * new instances do not all serve before the deploy's second round) so `npm test` stays quick: the rolled fleet keeps every zone at its count at every modelled step, and ends
  * wholly on the new launch template version. The 30-instance release runs in `npm run bench`.
  */
 
-const SMALL_RELEASE: Scenario = { ...SCENARIOS.release, instancesPerZone: 2, horizonS: 10 * 60 };
+const SMALL_RELEASE: Scenario = { ...SCENARIOS.release, instancesPerZone: 5, horizonS: 10 * 60 };
+const PLACES = SMALL_RELEASE.zones.length * SMALL_RELEASE.instancesPerZone;
 
 function instances(rehearsal: Rehearsal): ModelledInstance[] {
     return [...rehearsal.fleet.instances.values()];
@@ -36,7 +37,7 @@ function assertEveryPlaceOnTheNewVersion(rehearsal: Rehearsal): void {
     const live = instances(rehearsal).filter((i) => ["pending", "running"].includes(rehearsal.fleet.stateAt(i.id, end) as string));
     assert.ok(version > 1, "the release launched the new version");
     assert.deepStrictEqual(live.filter((i) => i.version !== version).map((i) => i.id), [], "instances left on an older version");
-    assert.deepStrictEqual(Object.values(rehearsal.figures.finalPerZone), [2, 2, 2]);
+    assert.deepStrictEqual(Object.values(rehearsal.figures.finalPerZone), SMALL_RELEASE.zones.map(() => SMALL_RELEASE.instancesPerZone));
     assert.ok(instances(rehearsal).filter((i) => i.initial).every((i) => rehearsal.fleet.stateAt(i.id, end) === "terminated"), "every old instance is gone");
     assert.notStrictEqual(rehearsal.figures.release?.durationS, null);
 }
@@ -93,13 +94,13 @@ describe("a release on AWS's clock", function () {
             const fresh = instances(rehearsal).filter((i) => !i.initial);
             const ready = Math.max(...fresh.map((i) => Math.max(rehearsal.fleet.firstHealthyAt(i.id) as number, i.runningAt + rehearsal.model.asgInstanceWarmupS)));
             const retired = rehearsal.fleet.registrations.filter((r) => r.deregisteredAt !== undefined).map((r) => r.deregisteredAt as number);
-            assert.strictEqual(fresh.length, 6, "one launch per place: maximum healthy 200 % makes one batch");
-            assert.ok(retired.length === 6 && retired.every((at) => at >= ready), `retired at ${retired.join(", ")}; the batch was ready at t+${ready.toFixed(1)}`);
+            assert.strictEqual(fresh.length, PLACES, "one launch per place: maximum healthy 200 % makes one batch");
+            assert.ok(retired.length === PLACES && retired.every((at) => at >= ready), `retired at ${retired.join(", ")}; the batch was ready at t+${ready.toFixed(1)}`);
         });
 
         it("pays for the surge: instances above the count while old and new overlap", () => {
             const figures = rehearsal.figures.release;
-            assert.strictEqual(figures?.launches, 6);
+            assert.strictEqual(figures?.launches, PLACES);
             assert.ok((figures?.instanceSecondsBeyondCount as number) > 0);
             assert.strictEqual(figures?.drainCutS, 0, "the group terminates only after the deregistration delay");
         });
@@ -124,7 +125,7 @@ describe("a release on AWS's clock", function () {
         });
 
         it("launches one new instance per place", () => {
-            assert.strictEqual(rehearsal.figures.release?.launches, 6);
+            assert.strictEqual(rehearsal.figures.release?.launches, PLACES);
             assert.strictEqual(rehearsal.figures.duplicates, 0);
         });
     });
