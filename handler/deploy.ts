@@ -253,7 +253,7 @@ export function createDeployHandler(settings: HandlerSettings, dependencies: Dep
         }
 
         /**
-         * Waits until what the round launched runs, and what joins the target group serves: a
+         * Waits until what the round launched runs, what drains has drained, and what joins the target group serves: a
          * replacement (the next round retires what it replaces) or an instance of the version being
          * released, at most until its health deadline, after which the next round stops the release.
          */
@@ -262,6 +262,11 @@ export function createDeployHandler(settings: HandlerSettings, dependencies: Dep
             const pending = observation.instances.filter((i) => i.state === "pending").map((i) => i.id);
             if (pending.length > 0) {
                 await fleet.waitUntilRunning(pending, limit());
+            }
+            const draining = observation.instances.filter((i) => isLive(i) && observation.targets[i.id] === "draining").map((i) => i.id);
+            if (draining.length > 0) {
+                await fleet.waitUntilDeregistered(draining, limit(settings.targetGroup.deregistrationDelaySeconds + WAIT_MARGIN_SECONDS))
+                    .catch((error) => report.log({ action: "wait-deregistered", instances: draining, result: "not yet", error: describeError(error) }));
             }
             const live = new Set(observation.instances.filter(isLive).map((i) => i.id));
             const joining = observation.instances.filter((i) =>

@@ -80,15 +80,18 @@ export function register(view: FleetView): Action[] {
         .map((i) => ({ kind: "register", instanceId: i.id, reason: "running but not registered", clock: registrationClock(i) }));
 }
 
-/** Instances a healthy replacement superseded leave: drained if still in rotation, then terminated. */
+/**
+ * Instances a healthy replacement superseded leave: drained if still in rotation, then terminated.
+ * One already draining (a drain check of the event path drained it) finishes its deregistration
+ * delay first: the requests it serves complete, and a later reconcile terminates it.
+ */
 export function retire(view: FleetView): Action[] {
-    return view.live.filter((i) => view.superseded.has(i.id)).flatMap((old) => {
+    return view.live.filter((i) => view.superseded.has(i.id) && view.observation.targets[i.id] !== "draining").flatMap((old) => {
         const replacement = view.live.find((i) => i.replaces === old.id);
         if (replacement === undefined || view.observation.targets[replacement.id] !== "healthy") {
             return [];
         }
-        const reason = `replacement ${replacement.id} is healthy`;
-        return view.observation.targets[old.id] === "draining" ? [{ kind: "terminate", instanceId: old.id, reason }] : retireActions(old, view, reason);
+        return retireActions(old, view, `replacement ${replacement.id} is healthy`);
     });
 }
 

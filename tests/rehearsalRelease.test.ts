@@ -128,5 +128,9 @@ describe("a release on AWS's clock", function () {
             assert.strictEqual(rehearsal.figures.release?.launches, PLACES);
             assert.strictEqual(rehearsal.figures.duplicates, 0);
         });
+
+        it("lets every old instance drain for the whole deregistration delay before terminating it", () => {
+            assert.strictEqual(rehearsal.figures.release?.drainCutS, 0);
+        });
     });
 });
