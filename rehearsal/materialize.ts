@@ -43,7 +43,7 @@ import { AddRoleToInstanceProfileCommand, CreateInstanceProfileCommand, CreateRo
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { CREDENTIALS, Emulator, motoConnection } from "./emulator";
 import { ACCOUNT_ID, DeclaredResource, Materializer, ProgramRun, REGION, ROOT, RunOptions, runProgram } from "./program";
-import { awsxVpcChildren, REPLACE_ON } from "../tests/support/replaceOn";
+import { awsxVpcChildren, REPLACE_ON } from "./replaceOn";
 
 /**
  * Mocks that create the declared stack for real in moto, and apply every later run of the

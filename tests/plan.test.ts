@@ -4,7 +4,7 @@ import * as os from "os";
 import * as path from "path";
 import { vpcArgs } from "../infra/network";
 import { Account, DEFAULT_ACCOUNT, REGION_ZONES, runProgram } from "../rehearsal/program";
-import { deleted, key, Plan, PlannedResource, planner, REPLACE_ON } from "./support/replaceOn";
+import { deleted, key, Plan, PlannedResource, planner, REPLACE_ON } from "../rehearsal/replaceOn";
 
 /**
  * Every config edit a user makes on day two, planned as the engine would diff it against the dev

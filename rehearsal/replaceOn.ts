@@ -1,4 +1,4 @@
-import { computedState, Materializer } from "../../rehearsal/program";
+import { computedState, Materializer } from "./program";
 
 /**
  * What `pulumi up` would do to each resource, as the engine diffs it: the mocks record inputs only,
