@@ -77,15 +77,21 @@ export function outdated(observation: Observation, settings: HandlerSettings, ta
     return Object.values(placesByZone(observation, settings, new Set())).flat().filter((i) => i.version !== target);
 }
 
-/** Instances of the version being released that do not serve yet: the deploy waits for them. */
+/** Target states of an instance joining the group: registered, its health checks not (yet) passing. */
+const JOINING_STATES: readonly (string | undefined)[] = ["initial", "unhealthy"];
+
+/** Instances of the version being released that do not serve yet: starting, or in their first health checks. */
 export function joiningRelease(observation: Observation, target: number): ObservedInstance[] {
-    return observation.instances.filter((i) => isLive(i) && i.version === target && observation.targets[i.id] !== "healthy");
+    return observation.instances.filter((i) => i.version === target && (i.state === "pending" || (i.state === "running" && JOINING_STATES.includes(observation.targets[i.id]))));
 }
 
-/** Instances of the version being released that did not become healthy in time: the release stops. */
+/**
+ * Instances of the version being released that did not pass their health checks in time: the
+ * release stops. Not one that is draining or deregistered (an interruption's doing, not the
+ * version's).
+ */
 export function stalledRelease(observation: Observation, settings: HandlerSettings, target: number, now: number): ObservedInstance[] {
-    return observation.instances.filter((i) =>
-        isLive(i) && i.version === target && observation.targets[i.id] !== "healthy" && now - i.launchTime > settings.release.healthTimeoutSeconds * 1000);
+    return joiningRelease(observation, target).filter((i) => i.state === "running" && now - i.launchTime > settings.release.healthTimeoutSeconds * 1000);
 }
 
 /** What changes between rounds: a round that changed none of it made no progress. */
@@ -129,29 +135,23 @@ export function createDeployHandler(settings: HandlerSettings, dependencies: Dep
             return teardown();
         }
         checkDesired(request.desired, settings);
-        if (request.previous !== undefined && request.previous.targetGroupArn !== request.desired.targetGroupArn) {
-            await carryOver(request.previous.targetGroupArn);
-        }
-        return converge(request.desired.launchTemplateVersion);
+        const previousGroup = request.previous?.targetGroupArn;
+        const keep = previousGroup === undefined || previousGroup === request.desired.targetGroupArn ? new Set<string>() : await servedBy(previousGroup);
+        return converge(request.desired.launchTemplateVersion, keep);
 
         /**
-         * A replaced target group (an `appPort` edit) starts empty, and the listeners move to it
-         * after this invocation: the instances the old group serves join the new one first, on
-         * the port they serve on, so the release below replaces them with the site serving.
+         * A replaced target group (an `appPort` edit) starts empty, and the listeners move to it only
+         * after this invocation: the instances the previous group serves keep serving through it
+         * while the release fills the new group, and retire afterwards (the schedule's reconcile,
+         * once the previous group is gone).
          */
-        async function carryOver(previousGroupArn: string): Promise<void> {
-            const serving = (await fleet.targetsOf(previousGroupArn).catch(() => [])).filter((t) => t.port !== undefined && ["healthy", "initial"].includes(t.state));
-            const registered = await fleet.describeTargets();
-            const joining = serving.filter((t) => registered[t.instanceId] === undefined);
-            await Promise.all(joining.map((t) => fleet.register(t.instanceId, t.port)));
-            report.log({ action: "carry-over", from: previousGroupArn, instances: joining.map((t) => `${t.instanceId}:${t.port}`), result: "registered" });
-            if (joining.length > 0) {
-                await fleet.waitUntilInService(joining.map((t) => t.instanceId), limit(settings.release.healthTimeoutSeconds))
-                    .catch((error) => report.log({ action: "wait-in-service", instances: joining.map((t) => t.instanceId), result: "not yet", error: describeError(error) }));
-            }
+        async function servedBy(previousGroupArn: string): Promise<Set<string>> {
+            const serving = (await fleet.targetsOf(previousGroupArn).catch(() => [])).filter((t) => ["healthy", "initial", "unhealthy"].includes(t.state));
+            report.log({ action: "keep", targetGroup: previousGroupArn, instances: serving.map((t) => t.instanceId), result: "serving until the listeners move" });
+            return new Set(serving.map((t) => t.instanceId));
         }
 
-        async function converge(target: number): Promise<DeployAnswer> {
+        async function converge(target: number, keep: ReadonlySet<string>): Promise<DeployAnswer> {
             let previous = "";
             let unfinished: Outcome[] = [];
             let handedOff = false;
@@ -161,7 +161,7 @@ export function createDeployHandler(settings: HandlerSettings, dependencies: Dep
                 if (stalled.length > 0) {
                     throw await rollBack(observation, stalled, target);
                 }
-                const actions = reconcile(observation, settings, standalone(target));
+                const actions = reconcile(observation, settings, standalone(target, keep));
                 const seen = fingerprint(observation);
                 const waiting = joiningRelease(observation, target);
                 if (waiting.length === 0 && (actions.length === 0 || seen === previous)) {
@@ -217,12 +217,13 @@ export function createDeployHandler(settings: HandlerSettings, dependencies: Dep
                 throw deployError(`${settings.stack} did not reach its settings: ${missing.join("; ")}${why}`);
             }
             if (old.length > 0 && !handedOff) {
-                throw deployError(`${settings.stack} could not release version ${target}: ${old.join(", ")} still run another version${why}; they keep serving, and the next pulumi up retries`);
+                throw deployError(`${settings.stack} could not release version ${target}: ${old.join(", ")} still run another version${why}; they keep serving, and the schedule's reconcile replaces them once the version is released`);
             }
             // A removed zone's subnet is deleted after this invocation: nothing of ours may still use it.
             const leaving = final.instances.filter((i) => ["shutting-down", "stopping"].includes(i.state)).map((i) => i.id);
             if (leaving.length > 0) {
-                await fleet.waitUntilTerminated(leaving, limit());
+                await fleet.waitUntilTerminated(leaving, limit())
+                    .catch((error) => report.log({ action: "wait-terminated", instances: leaving, result: "not yet", error: describeError(error) }));
             }
             const instances = fleetNames(final, settings);
             report.log({ action: request.action, instances, released: final.releasedVersion, outdated: old, result: handedOff ? "handed-off" : "converged" });
@@ -230,23 +231,30 @@ export function createDeployHandler(settings: HandlerSettings, dependencies: Dep
         }
 
         /**
-         * A version whose instance did not become healthy in time never becomes what interruptions
-         * are answered with: its instances go (those that served too, unless it was already
-         * promoted), the outdated ones they were to replace keep serving, and the invocation fails
-         * saying why, with what the instance's console shows.
+         * A version whose instance did not become healthy in time never stays what interruptions are
+         * answered with: its instances that do not serve go (all of them, unless it was already
+         * promoted), the outdated ones they were to replace keep serving, a promoted version hands
+         * the template's default back to the previous one (the schedule then returns its serving
+         * instances at the release's pace), and the invocation fails saying why, with what the
+         * instance's console shows.
          */
         async function rollBack(observation: Observation, stalled: ObservedInstance[], target: number): Promise<Error> {
             const promoted = observation.releasedVersion === target;
+            const restored = promoted ? request.previous?.launchTemplateVersion : observation.releasedVersion;
             const doomed = observation.instances.filter((i) => isLive(i) && i.version === target && (!promoted || observation.targets[i.id] !== "healthy")).map((i) => i.id);
             const [first] = stalled;
             const [health] = await fleet.targetsOf(settings.targetGroupArn, [first.id]).catch(() => []);
             const consoleLines = await fleet.consoleTail(first.id).catch((error) => [`(console output unavailable: ${describeError(error)})`]);
             await fleet.terminate(doomed);
-            report.log({ action: "roll-back", version: target, instances: doomed, result: "terminated" });
+            if (promoted && restored !== undefined && restored !== target) {
+                await fleet.promote(restored);
+            }
+            report.log({ action: "roll-back", version: target, instances: doomed, restored, result: "terminated" });
             const targetHealth = health === undefined ? "not registered" : `${health.state}${health.reason ? ` (${health.reason}${health.description ? `: ${health.description}` : ""})` : ""}`;
             return deployError([
                 `release of launch template version ${target} stopped: ${first.id} in ${first.zone} was not healthy within ${settings.release.healthTimeoutSeconds} s; target health: ${targetHealth}.`,
-                `Terminated the release's new instances (${doomed.join(", ")}); the fleet keeps serving version ${observation.releasedVersion ?? "unknown"}.`,
+                `Terminated the release's instances that do not serve (${doomed.join(", ")}); the fleet serves version ${restored ?? "unknown"}, the template's default.`,
+                "Change what the instances run (userDataFile, amiId, appPort) and run pulumi up: that makes and releases a new version.",
                 `Last lines of ${first.id}'s console output:`,
                 ...consoleLines.map((line) => `    ${line}`),
             ].join("\n"));
@@ -261,7 +269,8 @@ export function createDeployHandler(settings: HandlerSettings, dependencies: Dep
             const observation = await fleet.observe({ prices: false });
             const pending = observation.instances.filter((i) => i.state === "pending").map((i) => i.id);
             if (pending.length > 0) {
-                await fleet.waitUntilRunning(pending, limit());
+                await fleet.waitUntilRunning(pending, limit())
+                    .catch((error) => report.log({ action: "wait-running", instances: pending, result: "not yet", error: describeError(error) }));
             }
             const draining = observation.instances.filter((i) => isLive(i) && observation.targets[i.id] === "draining").map((i) => i.id);
             if (draining.length > 0) {
@@ -270,7 +279,7 @@ export function createDeployHandler(settings: HandlerSettings, dependencies: Dep
             }
             const live = new Set(observation.instances.filter(isLive).map((i) => i.id));
             const joining = observation.instances.filter((i) =>
-                ["initial", "unhealthy"].includes(observation.targets[i.id] ?? "") && ((i.replaces !== undefined && live.has(i.replaces)) || (isLive(i) && i.version === target)));
+                JOINING_STATES.includes(observation.targets[i.id]) && ((i.replaces !== undefined && live.has(i.replaces)) || (isLive(i) && i.version === target)));
             if (joining.length === 0) {
                 return;
             }

@@ -7,19 +7,24 @@ import { HandlerSettings } from "./settings";
  */
 
 /**
- * Instances whose place a live instance took: the one it replaces, and on down the chain (a
- * replacement that moved back to its zone supersedes the fallback, which superseded the warned
- * instance, whether or not the fallback still runs).
+ * Instances whose place a live instance took, each with that live instance: the one it replaces,
+ * and on down the chain (a replacement that moved back to its zone supersedes the fallback, which
+ * superseded the warned instance, whether or not the fallback still runs). The live head is what
+ * decides when a superseded instance may retire: once it serves.
  */
-export function supersededIds(instances: ObservedInstance[]): Set<string> {
+export function supersedingHeads(instances: ObservedInstance[]): Map<string, ObservedInstance> {
     const replacedBy = new Map(instances.filter((i) => i.replaces !== undefined && i.replaces !== i.id).map((i) => [i.id, i.replaces as string]));
-    const superseded = new Set<string>();
-    for (const live of instances.filter(isLive)) {
-        for (let id = replacedBy.get(live.id); id !== undefined && !superseded.has(id); id = replacedBy.get(id)) {
-            superseded.add(id);
+    const heads = new Map<string, ObservedInstance>();
+    for (const live of instances.filter(isLive).sort((a, b) => b.launchTime - a.launchTime)) {
+        for (let id = replacedBy.get(live.id); id !== undefined && !heads.has(id); id = replacedBy.get(id)) {
+            heads.set(id, live);
         }
     }
-    return superseded;
+    return heads;
+}
+
+export function supersededIds(instances: ObservedInstance[]): Set<string> {
+    return new Set(supersedingHeads(instances).keys());
 }
 
 /**

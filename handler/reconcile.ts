@@ -1,6 +1,6 @@
 import { createHash } from "crypto";
 import { Action, isLive, Observation, ObservedInstance, RegistrationClock } from "./model";
-import { countByZone, placesByZone, supersededIds } from "./places";
+import { countByZone, placesByZone, supersededIds, supersedingHeads } from "./places";
 import { chooseZones, launchAttempts } from "./pools";
 import { HandlerSettings } from "./settings";
 
@@ -31,11 +31,16 @@ export interface ReconcileContext {
      * released (default) one. Undefined elsewhere: launches then take the template's default.
      */
     target?: number;
+    /**
+     * Instances that must not retire during this reconcile: after an `appPort` edit, those the
+     * previous target group still serves through until the listeners move to the new one.
+     */
+    keep?: ReadonlySet<string>;
 }
 
 /** A reconcile on its own (the deploy's). Built per call: Pulumi's closure serialization cannot carry a Set held in a module constant. */
-export function standalone(target?: number): ReconcileContext {
-    return { leaving: new Set(), replaced: new Set(), planned: {}, housekeeping: true, target };
+export function standalone(target?: number, keep?: ReadonlySet<string>): ReconcileContext {
+    return { leaving: new Set(), replaced: new Set(), planned: {}, housekeeping: true, target, keep };
 }
 
 /** One observation as every phase reads it. */
@@ -74,24 +79,29 @@ function retireActions(instance: ObservedInstance, view: FleetView, reason: stri
     return [...(registered ? [{ kind: "drain" as const, instanceId: instance.id, reason }] : []), { kind: "terminate", instanceId: instance.id, reason }];
 }
 
+/** Running instances join the target group, unless a replacement already serves or they serve through the previous group. */
 export function register(view: FleetView): Action[] {
     return view.live
-        .filter((i) => i.state === "running" && view.observation.targets[i.id] === undefined && !replacementServes(i.id, view.observation))
+        .filter((i) => i.state === "running" && view.observation.targets[i.id] === undefined && !replacementServes(i.id, view.observation) && !view.context.keep?.has(i.id))
         .map((i) => ({ kind: "register", instanceId: i.id, reason: "running but not registered", clock: registrationClock(i) }));
 }
 
 /**
  * Instances a healthy replacement superseded leave: drained if still in rotation, then terminated.
- * One already draining (a drain check of the event path drained it) finishes its deregistration
- * delay first: the requests it serves complete, and a later reconcile terminates it.
+ * The replacement is the live head of the chain, so an instance whose direct replacement was
+ * itself interrupted still retires once the replacement's replacement serves. One already
+ * draining (a drain check of the event path drained it) finishes its deregistration delay first:
+ * the requests it serves complete, and a later reconcile terminates it. Instances the context
+ * keeps (they serve through the previous target group until the listeners move) stay.
  */
 export function retire(view: FleetView): Action[] {
-    return view.live.filter((i) => view.superseded.has(i.id) && view.observation.targets[i.id] !== "draining").flatMap((old) => {
-        const replacement = view.live.find((i) => i.replaces === old.id);
-        if (replacement === undefined || view.observation.targets[replacement.id] !== "healthy") {
+    const heads = supersedingHeads(view.observation.instances);
+    return view.live.filter((i) => view.observation.targets[i.id] !== "draining" && !view.context.keep?.has(i.id)).flatMap((old) => {
+        const head = heads.get(old.id);
+        if (head === undefined || view.observation.targets[head.id] !== "healthy") {
             return [];
         }
-        return retireActions(old, view, `replacement ${replacement.id} is healthy`);
+        return retireActions(old, view, `replacement ${head.id} is healthy`);
     });
 }
 
@@ -201,7 +211,7 @@ export function trim(view: FleetView, counts: Counts): { actions: Action[]; trim
 /** After `pulumi config set zones ...`: what runs in a zone no longer configured goes. */
 export function strays(view: FleetView): Action[] {
     return view.live
-        .filter((i) => !(i.zone in view.settings.subnetsByZone) && !view.superseded.has(i.id))
+        .filter((i) => !(i.zone in view.settings.subnetsByZone) && !view.superseded.has(i.id) && !view.context.keep?.has(i.id))
         .flatMap((stray) => retireActions(stray, view, `${stray.zone} is no longer configured`));
 }
 

@@ -25,9 +25,9 @@ import {
 import { TAG } from "../handler/tags";
 import { CREDENTIALS, Emulator, motoConnection, useEmulator } from "../rehearsal/emulator";
 import { FAILED_START_CONSOLE_OUTPUT } from "../rehearsal/faultProxy";
-import { inMoto, MotoStack } from "../rehearsal/materialize";
+import { functionCode, inMoto, loadLambda, MotoStack } from "../rehearsal/materialize";
 import { ProgramRun, REGION, REGION_ZONES } from "../rehearsal/program";
-import { tag } from "../rehearsal/world";
+import { scheduledEvent, sqsBatch, tag } from "../rehearsal/world";
 
 /**
  * Day two on the emulator: the dev stack materialised in moto and updated as `pulumi up` updates
@@ -278,6 +278,18 @@ describe("pulumi up after pulumi up, on the emulator", () => {
             const first = await up();
             const second = await up({ "spot-availability:appPort": 8080 });
             assert.notStrictEqual(second.outputs.targetGroupArn, first.outputs.targetGroupArn);
+            const fresh = await targetStates(second.outputs.targetGroupArn);
+            assert.strictEqual(Object.keys(fresh).length, EVERY_ZONE_AT_COUNT.reduce((a, b) => a + b, 0), "the new group holds a whole fleet");
+            assert.ok(Object.values(fresh).every((target) => target.state === "healthy"), JSON.stringify(fresh));
+            // The old fleet served through the previous group until the listeners moved; the
+            // schedule's reconcile (the event path's archive, as uploaded) retires it now.
+            const { handler } = await loadLambda(functionCode(second), {
+                AWS_REGION: REGION,
+                AWS_ENDPOINT_URL: emulator.endpoint,
+                AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
+                AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
+            });
+            await handler(sqsBatch(scheduledEvent()));
             assert.deepStrictEqual(await livePerZone(), EVERY_ZONE_AT_COUNT);
             await assertFleetServes(second);
             const live = await instancesOf();

@@ -1,6 +1,6 @@
 import * as assert from "assert";
 import { CreateLaunchTemplateVersionCommand, DescribeLaunchTemplatesCommand, DescribeVpcsCommand, ModifyLaunchTemplateCommand } from "@aws-sdk/client-ec2";
-import { CreateTargetGroupCommand, DescribeTargetHealthCommand } from "@aws-sdk/client-elastic-load-balancing-v2";
+import { CreateTargetGroupCommand, DeleteTargetGroupCommand, DescribeTargetHealthCommand } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { createClients, LAUNCH_TEMPLATE_VERSION_TAG } from "../handler/aws";
 import { createDeployHandler } from "../handler/deploy";
 import { desiredFleet } from "../handler/deployRequest";
@@ -67,20 +67,26 @@ describe("a release by the deploy, on moto", () => {
         assert.ok(firstTerminate > firstDeregister && calls.slice(firstDeregister, firstTerminate).includes("DescribeTargetHealth"), "terminated only once the drain is over");
     });
 
-    it("carries the fleet into a replaced target group on the port it serves on, then releases into it", async () => {
+    it("after an appPort edit, fills the new target group while the previous one keeps serving; the schedule retires the old fleet once that group is gone", async () => {
         const [vpc] = (await world.ec2.send(new DescribeVpcsCommand({}))).Vpcs ?? [];
         const created = await world.elb.send(new CreateTargetGroupCommand({ Name: "spot-lb-8080", Protocol: "HTTP", Port: 8080, VpcId: vpc.VpcId, TargetType: "instance" }));
         const targetGroupArn = created.TargetGroups?.[0].TargetGroupArn as string;
         const moved = { ...world.settings, targetGroupArn, launchTemplateVersion: await newVersion() };
-        const log: string[] = [];
-        await deploy(world.settings, moved, log);
+        const old = Object.values(world.declared).sort();
+        await deploy(world.settings, moved);
 
-        const carried = log.map((line) => JSON.parse(line)).find((line) => line.action === "carry-over");
-        assert.deepStrictEqual(carried.instances.sort(), Object.values(world.declared).map((id) => `${id}:80`).sort(), "the old fleet joined on port 80, where it serves");
-        const targets = (await world.elb.send(new DescribeTargetHealthCommand({ TargetGroupArn: targetGroupArn }))).TargetHealthDescriptions ?? [];
-        const live = (await world.instances()).map((i) => i.InstanceId as string).sort();
-        assert.deepStrictEqual(targets.map((t) => t.Target?.Id).sort(), live, "the new group holds the whole fleet");
-        assert.ok(targets.every((t) => t.Target?.Port === 8080 && t.TargetHealth?.State === "healthy"), "on the new port, healthy");
+        const targetsOf = async (arn: string) => (await world.elb.send(new DescribeTargetHealthCommand({ TargetGroupArn: arn }))).TargetHealthDescriptions ?? [];
+        const fresh = (await targetsOf(targetGroupArn));
+        assert.strictEqual(fresh.length, 6, "the new group holds a whole fleet");
+        assert.ok(fresh.every((t) => !old.includes(t.Target?.Id as string) && t.Target?.Port === 8080 && t.TargetHealth?.State === "healthy"), "of new instances, healthy on the new port");
+        const previous = await targetsOf(world.settings.targetGroupArn);
+        assert.deepStrictEqual(previous.map((t) => t.Target?.Id).sort(), old, "the listeners still forward to the previous group: nothing left it");
+        assert.deepStrictEqual((await world.instances()).map((i) => i.InstanceId as string).filter((id) => old.includes(id)).sort(), old, "the old fleet still runs");
+
+        // The listeners move, and the engine deletes the previous group at the end of the update.
+        await world.elb.send(new DeleteTargetGroupCommand({ TargetGroupArn: world.settings.targetGroupArn }));
+        await world.reconfigured(moved)(scheduledEvent());
+        assert.deepStrictEqual((await world.instances()).map((i) => i.InstanceId as string).filter((id) => old.includes(id)), [], "the schedule retired the old fleet");
     });
 
     it("leaves a release it could not finish to the schedule, which replaces the outdated instances a batch at a time", async () => {

@@ -116,6 +116,17 @@ describe("a release, planned", () => {
     });
 });
 
+describe("a replacement chain", () => {
+    it("retires an old instance whose replacement was interrupted once the replacement's replacement serves", () => {
+        const old = onVersion(V1)("i-x", "a");
+        const interrupted = onVersion(V2, { replaces: "i-x", state: "terminated", launchTime: 5 })("i-r", "a");
+        const head = onVersion(V1, { replaces: "i-r", launchedBy: "handler", launchTime: 9 })("i-w", "a");
+        const rest = restOn(V1, 1);
+        const observation: Observation = { instances: [old, interrupted, head, ...rest], targets: { "i-x": "healthy", "i-w": "healthy", ...healthyAll(rest) } };
+        assert.deepStrictEqual(kinds(reconcile(observation, SETTINGS)), ["drain i-x", "terminate i-x"]);
+    });
+});
+
 describe("a release, judged", () => {
     const NOW = 1_000_000;
     it("stops when an instance of the new version is not healthy within the time limit", () => {
@@ -125,6 +136,8 @@ describe("a release, judged", () => {
         const observation: Observation = { instances: [late, fresh, served], targets: { "i-late": "unhealthy", "i-fresh": "initial", "i-served": "healthy" } };
         assert.deepStrictEqual(stalledRelease(observation, SETTINGS, V2, NOW).map((i) => i.id), ["i-late"]);
         assert.deepStrictEqual(stalledRelease(observation, SETTINGS, 3, NOW), [], "another version's instances are not this release's");
+        const warned = { ...observation, targets: { ...observation.targets, "i-late": "draining" as const } };
+        assert.deepStrictEqual(stalledRelease(warned, SETTINGS, V2, NOW), [], "draining after a warning is the interruption's doing, not the version's");
     });
 
     it("lists what still runs another version, by place", () => {
