@@ -1,5 +1,5 @@
 import { AwsClients, createClients, StackFleet, WaitLimit } from "./aws";
-import { checkDesired, deployError, parseDeployRequest } from "./deployRequest";
+import { checkDesired, deployError, DeployRequest, parseDeployRequest } from "./deployRequest";
 import { describeError, execute } from "./execute";
 import { metricLine } from "./metrics";
 import { isLive, Observation, ObservedInstance, Outcome, PlannedAction } from "./model";
@@ -130,178 +130,191 @@ export function createDeployHandler(settings: HandlerSettings, dependencies: Dep
         const limit = (cap = MAX_WAIT_SECONDS): WaitLimit => ({ maxWaitSeconds: Math.max(1, Math.min(cap, secondsLeft() - WAIT_MARGIN_SECONDS)) });
 
         const request = parseDeployRequest(payload);
+        const run: DeployRun = { fleet, settings, report, request, secondsLeft, limit };
         report.log({ action: request.action, desired: request.desired, result: "started" });
         if (request.action === "delete") {
-            return teardown();
+            return teardown(run);
         }
         checkDesired(request.desired, settings);
         const previousGroup = request.previous?.targetGroupArn;
-        const keep = previousGroup === undefined || previousGroup === request.desired.targetGroupArn ? new Set<string>() : await servedBy(previousGroup);
-        return converge(request.desired.launchTemplateVersion, keep);
-
-        /**
-         * A replaced target group (an `appPort` edit) starts empty, and the listeners move to it only
-         * after this invocation: the instances the previous group serves keep serving through it
-         * while the release fills the new group, and retire afterwards (the schedule's reconcile,
-         * once the previous group is gone).
-         */
-        async function servedBy(previousGroupArn: string): Promise<Set<string>> {
-            const serving = (await fleet.targetsOf(previousGroupArn).catch(() => [])).filter((t) => ["healthy", "initial", "unhealthy"].includes(t.state));
-            report.log({ action: "keep", targetGroup: previousGroupArn, instances: serving.map((t) => t.instanceId), result: "serving until the listeners move" });
-            return new Set(serving.map((t) => t.instanceId));
-        }
-
-        async function converge(target: number, keep: ReadonlySet<string>): Promise<DeployAnswer> {
-            let previous = "";
-            let unfinished: Outcome[] = [];
-            let handedOff = false;
-            for (let round = 1; round <= MAX_ROUNDS; round++) {
-                const observation = await fleet.observe({ prices: true, template: true });
-                const stalled = stalledRelease(observation, settings, target, Date.now());
-                if (stalled.length > 0) {
-                    throw await rollBack(observation, stalled, target);
-                }
-                const actions = reconcile(observation, settings, standalone(target, keep));
-                const seen = fingerprint(observation);
-                const waiting = joiningRelease(observation, target);
-                if (waiting.length === 0 && (actions.length === 0 || seen === previous)) {
-                    break;
-                }
-                previous = seen;
-                if (actions.length === 0) {
-                    // Nothing to do but wait: the new version's instances serve, or stall the release.
-                    await settle(target);
-                    continue;
-                }
-                const outcomes = await drainThenAct(actions.map((action): PlannedAction => ({ ...action, messageIds: [] })));
-                reportOutcomes(outcomes, report, observation.spotPrices);
-                const failed = outcomes.filter((o) => o.status === "failed");
-                if (failed.length > 0) {
-                    throw deployError(`could not reconcile ${settings.stack} to its settings: ${summarize(failed)}`);
-                }
-                unfinished = outcomes.filter((o) => o.status === "skipped");
-                if (secondsLeft() < HANDOFF_SECONDS) {
-                    handedOff = true;
-                    break;
-                }
-                await settle(target);
-            }
-            return answer(target, unfinished, handedOff);
-        }
-
-        /**
-         * Unlike the event path, which races the two-minute clock, the deploy lets a retired
-         * instance drain for the deregistration delay before terminating it: the requests it was
-         * serving finish.
-         */
-        async function drainThenAct(actions: PlannedAction[]): Promise<Outcome[]> {
-            const draining = new Set(actions.flatMap((a) => (a.kind === "drain" ? [a.instanceId] : [])));
-            const afterDrain = (a: PlannedAction) => a.kind === "terminate" && draining.has(a.instanceId);
-            const first = await execute(actions.filter((a) => !afterDrain(a)), fleet);
-            const later = actions.filter(afterDrain);
-            if (later.length === 0) {
-                return first;
-            }
-            const drained = first.filter((o) => o.status === "done" && o.action.kind === "drain").map((o) => (o.action as { instanceId: string }).instanceId);
-            await fleet.waitUntilDeregistered(drained, limit(settings.targetGroup.deregistrationDelaySeconds + WAIT_MARGIN_SECONDS))
-                .catch((error) => report.log({ action: "wait-deregistered", instances: drained, result: "not yet", error: describeError(error) }));
-            return [...first, ...(await execute(later, fleet))];
-        }
-
-        async function answer(target: number, unfinished: Outcome[], handedOff: boolean): Promise<DeployAnswer> {
-            const final = await fleet.observe({ prices: false, template: true });
-            const missing = shortfall(final, settings);
-            const old = outdated(final, settings, target).map((i) => i.id);
-            const why = unfinished.length > 0 ? ` (${summarize(unfinished)})` : "";
-            if (missing.length > 0) {
-                throw deployError(`${settings.stack} did not reach its settings: ${missing.join("; ")}${why}`);
-            }
-            if (old.length > 0 && !handedOff) {
-                throw deployError(`${settings.stack} could not release version ${target}: ${old.join(", ")} still run another version${why}; they keep serving, and the schedule's reconcile replaces them once the version is released`);
-            }
-            // A removed zone's subnet is deleted after this invocation: nothing of ours may still use it.
-            const leaving = final.instances.filter((i) => ["shutting-down", "stopping"].includes(i.state)).map((i) => i.id);
-            if (leaving.length > 0) {
-                await fleet.waitUntilTerminated(leaving, limit())
-                    .catch((error) => report.log({ action: "wait-terminated", instances: leaving, result: "not yet", error: describeError(error) }));
-            }
-            const instances = fleetNames(final, settings);
-            report.log({ action: request.action, instances, released: final.releasedVersion, outdated: old, result: handedOff ? "handed-off" : "converged" });
-            return { instances };
-        }
-
-        /**
-         * A version whose instance did not become healthy in time never stays what interruptions are
-         * answered with: its instances that do not serve go (all of them, unless it was already
-         * promoted), the outdated ones they were to replace keep serving, a promoted version hands
-         * the template's default back to the previous one (the schedule then returns its serving
-         * instances at the release's pace), and the invocation fails saying why, with what the
-         * instance's console shows.
-         */
-        async function rollBack(observation: Observation, stalled: ObservedInstance[], target: number): Promise<Error> {
-            const promoted = observation.releasedVersion === target;
-            const restored = promoted ? request.previous?.launchTemplateVersion : observation.releasedVersion;
-            const doomed = observation.instances.filter((i) => isLive(i) && i.version === target && (!promoted || observation.targets[i.id] !== "healthy")).map((i) => i.id);
-            const [first] = stalled;
-            const [health] = await fleet.targetsOf(settings.targetGroupArn, [first.id]).catch(() => []);
-            const consoleLines = await fleet.consoleTail(first.id).catch((error) => [`(console output unavailable: ${describeError(error)})`]);
-            await fleet.terminate(doomed);
-            if (promoted && restored !== undefined && restored !== target) {
-                await fleet.promote(restored);
-            }
-            report.log({ action: "roll-back", version: target, instances: doomed, restored, result: "terminated" });
-            const targetHealth = health === undefined ? "not registered" : `${health.state}${health.reason ? ` (${health.reason}${health.description ? `: ${health.description}` : ""})` : ""}`;
-            return deployError([
-                `release of launch template version ${target} stopped: ${first.id} in ${first.zone} was not healthy within ${settings.release.healthTimeoutSeconds} s; target health: ${targetHealth}.`,
-                `Terminated the release's instances that do not serve (${doomed.join(", ")}); the fleet serves version ${restored ?? "unknown"}, the template's default.`,
-                "Change what the instances run (userDataFile, amiId, appPort) and run pulumi up: that makes and releases a new version.",
-                `Last lines of ${first.id}'s console output:`,
-                ...consoleLines.map((line) => `    ${line}`),
-            ].join("\n"));
-        }
-
-        /**
-         * Waits until what the round launched runs, what drains has drained, and what joins the target group serves: a
-         * replacement (the next round retires what it replaces) or an instance of the version being
-         * released, at most until its health deadline, after which the next round stops the release.
-         */
-        async function settle(target: number): Promise<void> {
-            const observation = await fleet.observe({ prices: false });
-            const pending = observation.instances.filter((i) => i.state === "pending").map((i) => i.id);
-            if (pending.length > 0) {
-                await fleet.waitUntilRunning(pending, limit())
-                    .catch((error) => report.log({ action: "wait-running", instances: pending, result: "not yet", error: describeError(error) }));
-            }
-            const draining = observation.instances.filter((i) => isLive(i) && observation.targets[i.id] === "draining").map((i) => i.id);
-            if (draining.length > 0) {
-                await fleet.waitUntilDeregistered(draining, limit(settings.targetGroup.deregistrationDelaySeconds + WAIT_MARGIN_SECONDS))
-                    .catch((error) => report.log({ action: "wait-deregistered", instances: draining, result: "not yet", error: describeError(error) }));
-            }
-            const live = new Set(observation.instances.filter(isLive).map((i) => i.id));
-            const joining = observation.instances.filter((i) =>
-                JOINING_STATES.includes(observation.targets[i.id]) && ((i.replaces !== undefined && live.has(i.replaces)) || (isLive(i) && i.version === target)));
-            if (joining.length === 0) {
-                return;
-            }
-            const deadline = Math.min(...joining.map((i) => i.launchTime)) + settings.release.healthTimeoutSeconds * 1000;
-            const untilDeadline = Math.max(1, Math.ceil((deadline - Date.now()) / 1000) + 1);
-            await fleet.waitUntilInService(joining.map((i) => i.id), limit(untilDeadline))
-                .catch((error) => report.log({ action: "wait-in-service", instances: joining.map((i) => i.id), result: "not yet", error: describeError(error) }));
-        }
-
-        async function teardown(): Promise<DeployAnswer> {
-            const terminated: string[] = [];
-            for (let sweep = 0; sweep < TEARDOWN_SWEEPS; sweep++) {
-                const ids = (await fleet.instances(["pending", "running", "stopping", "stopped"])).map((i) => i.id);
-                if (ids.length === 0) {
-                    break;
-                }
-                await fleet.terminate(ids);
-                await fleet.waitUntilTerminated(ids, limit());
-                terminated.push(...ids);
-            }
-            report.log({ action: "delete", terminated, result: "terminated" });
-            return { terminated };
-        }
+        const keep = previousGroup === undefined || previousGroup === request.desired.targetGroupArn ? new Set<string>() : await servedBy(run, previousGroup);
+        return converge(run, request.desired.launchTemplateVersion, keep);
     };
+}
+
+/** One invocation of the deploy: what every step of it reads. */
+interface DeployRun {
+    fleet: StackFleet;
+    settings: HandlerSettings;
+    report: Report;
+    request: DeployRequest;
+    /** Seconds before Lambda ends the invocation. */
+    secondsLeft(): number;
+    /** How long one wait may take: at most `cap`, and never into the margin kept before the timeout. */
+    limit(cap?: number): WaitLimit;
+}
+
+/**
+ * A replaced target group (an `appPort` edit) starts empty, and the listeners move to it only
+ * after this invocation: the instances the previous group serves keep serving through it
+ * while the release fills the new group, and retire afterwards (the schedule's reconcile,
+ * once the previous group is gone).
+ */
+async function servedBy(run: DeployRun, previousGroupArn: string): Promise<Set<string>> {
+    const serving = (await run.fleet.targetsOf(previousGroupArn).catch(() => [])).filter((t) => ["healthy", "initial", "unhealthy"].includes(t.state));
+    run.report.log({ action: "keep", targetGroup: previousGroupArn, instances: serving.map((t) => t.instanceId), result: "serving until the listeners move" });
+    return new Set(serving.map((t) => t.instanceId));
+}
+
+async function converge(run: DeployRun, target: number, keep: ReadonlySet<string>): Promise<DeployAnswer> {
+    let previous = "";
+    let unfinished: Outcome[] = [];
+    let handedOff = false;
+    for (let round = 1; round <= MAX_ROUNDS; round++) {
+        const observation = await run.fleet.observe({ prices: true, template: true });
+        const stalled = stalledRelease(observation, run.settings, target, Date.now());
+        if (stalled.length > 0) {
+            throw await rollBack(run, observation, stalled, target);
+        }
+        const actions = reconcile(observation, run.settings, standalone(target, keep));
+        const seen = fingerprint(observation);
+        const waiting = joiningRelease(observation, target);
+        if (waiting.length === 0 && (actions.length === 0 || seen === previous)) {
+            break;
+        }
+        previous = seen;
+        if (actions.length === 0) {
+            // Nothing to do but wait: the new version's instances serve, or stall the release.
+            await settle(run, target);
+            continue;
+        }
+        const outcomes = await drainThenAct(run, actions.map((action): PlannedAction => ({ ...action, messageIds: [] })));
+        reportOutcomes(outcomes, run.report, observation.spotPrices);
+        const failed = outcomes.filter((o) => o.status === "failed");
+        if (failed.length > 0) {
+            throw deployError(`could not reconcile ${run.settings.stack} to its settings: ${summarize(failed)}`);
+        }
+        unfinished = outcomes.filter((o) => o.status === "skipped");
+        if (run.secondsLeft() < HANDOFF_SECONDS) {
+            handedOff = true;
+            break;
+        }
+        await settle(run, target);
+    }
+    return answer(run, target, unfinished, handedOff);
+}
+
+/**
+ * Unlike the event path, which races the two-minute clock, the deploy lets a retired
+ * instance drain for the deregistration delay before terminating it: the requests it was
+ * serving finish.
+ */
+async function drainThenAct(run: DeployRun, actions: PlannedAction[]): Promise<Outcome[]> {
+    const draining = new Set(actions.flatMap((a) => (a.kind === "drain" ? [a.instanceId] : [])));
+    const afterDrain = (a: PlannedAction) => a.kind === "terminate" && draining.has(a.instanceId);
+    const first = await execute(actions.filter((a) => !afterDrain(a)), run.fleet);
+    const later = actions.filter(afterDrain);
+    if (later.length === 0) {
+        return first;
+    }
+    const drained = first.filter((o) => o.status === "done" && o.action.kind === "drain").map((o) => (o.action as { instanceId: string }).instanceId);
+    await run.fleet.waitUntilDeregistered(drained, run.limit(run.settings.targetGroup.deregistrationDelaySeconds + WAIT_MARGIN_SECONDS))
+        .catch((error) => run.report.log({ action: "wait-deregistered", instances: drained, result: "not yet", error: describeError(error) }));
+    return [...first, ...(await execute(later, run.fleet))];
+}
+
+async function answer(run: DeployRun, target: number, unfinished: Outcome[], handedOff: boolean): Promise<DeployAnswer> {
+    const final = await run.fleet.observe({ prices: false, template: true });
+    const missing = shortfall(final, run.settings);
+    const old = outdated(final, run.settings, target).map((i) => i.id);
+    const why = unfinished.length > 0 ? ` (${summarize(unfinished)})` : "";
+    if (missing.length > 0) {
+        throw deployError(`${run.settings.stack} did not reach its settings: ${missing.join("; ")}${why}`);
+    }
+    if (old.length > 0 && !handedOff) {
+        throw deployError(`${run.settings.stack} could not release version ${target}: ${old.join(", ")} still run another version${why}; they keep serving, and the schedule's reconcile replaces them once the version is released`);
+    }
+    // A removed zone's subnet is deleted after this invocation: nothing of ours may still use it.
+    const leaving = final.instances.filter((i) => ["shutting-down", "stopping"].includes(i.state)).map((i) => i.id);
+    if (leaving.length > 0) {
+        await run.fleet.waitUntilTerminated(leaving, run.limit())
+            .catch((error) => run.report.log({ action: "wait-terminated", instances: leaving, result: "not yet", error: describeError(error) }));
+    }
+    const instances = fleetNames(final, run.settings);
+    run.report.log({ action: run.request.action, instances, released: final.releasedVersion, outdated: old, result: handedOff ? "handed-off" : "converged" });
+    return { instances };
+}
+
+/**
+ * A version whose instance did not become healthy in time never stays what interruptions are
+ * answered with: its instances that do not serve go (all of them, unless it was already
+ * promoted), the outdated ones they were to replace keep serving, a promoted version hands
+ * the template's default back to the previous one (the schedule then returns its serving
+ * instances at the release's pace), and the invocation fails saying why, with what the
+ * instance's console shows.
+ */
+async function rollBack(run: DeployRun, observation: Observation, stalled: ObservedInstance[], target: number): Promise<Error> {
+    const promoted = observation.releasedVersion === target;
+    const restored = promoted ? run.request.previous?.launchTemplateVersion : observation.releasedVersion;
+    const doomed = observation.instances.filter((i) => isLive(i) && i.version === target && (!promoted || observation.targets[i.id] !== "healthy")).map((i) => i.id);
+    const [first] = stalled;
+    const [health] = await run.fleet.targetsOf(run.settings.targetGroupArn, [first.id]).catch(() => []);
+    const consoleLines = await run.fleet.consoleTail(first.id).catch((error) => [`(console output unavailable: ${describeError(error)})`]);
+    await run.fleet.terminate(doomed);
+    if (promoted && restored !== undefined && restored !== target) {
+        await run.fleet.promote(restored);
+    }
+    run.report.log({ action: "roll-back", version: target, instances: doomed, restored, result: "terminated" });
+    const targetHealth = health === undefined ? "not registered" : `${health.state}${health.reason ? ` (${health.reason}${health.description ? `: ${health.description}` : ""})` : ""}`;
+    return deployError([
+        `release of launch template version ${target} stopped: ${first.id} in ${first.zone} was not healthy within ${run.settings.release.healthTimeoutSeconds} s; target health: ${targetHealth}.`,
+        `Terminated the release's instances that do not serve (${doomed.join(", ")}); the fleet serves version ${restored ?? "unknown"}, the template's default.`,
+        "Change what the instances run (userDataFile, amiId, appPort) and run pulumi up: that makes and releases a new version.",
+        `Last lines of ${first.id}'s console output:`,
+        ...consoleLines.map((line) => `    ${line}`),
+    ].join("\n"));
+}
+
+/**
+ * Waits until what the round launched runs, what drains has drained, and what joins the target group serves: a
+ * replacement (the next round retires what it replaces) or an instance of the version being
+ * released, at most until its health deadline, after which the next round stops the release.
+ */
+async function settle(run: DeployRun, target: number): Promise<void> {
+    const observation = await run.fleet.observe({ prices: false });
+    const pending = observation.instances.filter((i) => i.state === "pending").map((i) => i.id);
+    if (pending.length > 0) {
+        await run.fleet.waitUntilRunning(pending, run.limit())
+            .catch((error) => run.report.log({ action: "wait-running", instances: pending, result: "not yet", error: describeError(error) }));
+    }
+    const draining = observation.instances.filter((i) => isLive(i) && observation.targets[i.id] === "draining").map((i) => i.id);
+    if (draining.length > 0) {
+        await run.fleet.waitUntilDeregistered(draining, run.limit(run.settings.targetGroup.deregistrationDelaySeconds + WAIT_MARGIN_SECONDS))
+            .catch((error) => run.report.log({ action: "wait-deregistered", instances: draining, result: "not yet", error: describeError(error) }));
+    }
+    const live = new Set(observation.instances.filter(isLive).map((i) => i.id));
+    const joining = observation.instances.filter((i) =>
+        JOINING_STATES.includes(observation.targets[i.id]) && ((i.replaces !== undefined && live.has(i.replaces)) || (isLive(i) && i.version === target)));
+    if (joining.length === 0) {
+        return;
+    }
+    const deadline = Math.min(...joining.map((i) => i.launchTime)) + run.settings.release.healthTimeoutSeconds * 1000;
+    const untilDeadline = Math.max(1, Math.ceil((deadline - Date.now()) / 1000) + 1);
+    await run.fleet.waitUntilInService(joining.map((i) => i.id), run.limit(untilDeadline))
+        .catch((error) => run.report.log({ action: "wait-in-service", instances: joining.map((i) => i.id), result: "not yet", error: describeError(error) }));
+}
+
+async function teardown(run: DeployRun): Promise<DeployAnswer> {
+    const terminated: string[] = [];
+    for (let sweep = 0; sweep < TEARDOWN_SWEEPS; sweep++) {
+        const ids = (await run.fleet.instances(["pending", "running", "stopping", "stopped"])).map((i) => i.id);
+        if (ids.length === 0) {
+            break;
+        }
+        await run.fleet.terminate(ids);
+        await run.fleet.waitUntilTerminated(ids, run.limit());
+        terminated.push(...ids);
+    }
+    run.report.log({ action: "delete", terminated, result: "terminated" });
+    return { terminated };
 }
