@@ -52,11 +52,15 @@ export function fleetNames(observation: Observation, settings: HandlerSettings):
     return names;
 }
 
-/** What keeps the fleet from its settings: each zone short of its count, or holding an instance that is not registered. */
+/**
+ * What keeps the fleet from its settings: each zone with fewer running instances in the target
+ * group (not draining) than its count. An old instance a release has not retired yet still serves
+ * and counts.
+ */
 export function shortfall(observation: Observation, settings: HandlerSettings): string[] {
-    return Object.entries(placesByZone(observation, settings, new Set())).flatMap(([zone, instances]) => {
-        const registered = instances.filter((i) => i.state === "running" && observation.targets[i.id] !== undefined);
-        return registered.length >= settings.instancesPerZone ? [] : [`${zone} holds ${registered.length} of ${settings.instancesPerZone} registered`];
+    return Object.keys(settings.subnetsByZone).flatMap((zone) => {
+        const serving = observation.instances.filter((i) => i.zone === zone && i.state === "running" && ![undefined, "draining"].includes(observation.targets[i.id]));
+        return serving.length >= settings.instancesPerZone ? [] : [`${zone} holds ${serving.length} of ${settings.instancesPerZone} registered`];
     });
 }
 
@@ -169,7 +173,8 @@ async function servedBy(run: DeployRun, previousGroupArn: string): Promise<Set<s
 async function converge(run: DeployRun, target: number, keep: ReadonlySet<string>): Promise<DeployAnswer> {
     let previous = "";
     let unfinished: Outcome[] = [];
-    let handedOff = false;
+    // Out of rounds or time, what is left of a release goes to the schedule.
+    let handedOff = true;
     for (let round = 1; round <= MAX_ROUNDS; round++) {
         const observation = await run.fleet.observe({ prices: true, template: true });
         const stalled = stalledRelease(observation, run.settings, target, Date.now());
@@ -180,6 +185,7 @@ async function converge(run: DeployRun, target: number, keep: ReadonlySet<string
         const seen = fingerprint(observation);
         const waiting = joiningRelease(observation, target);
         if (waiting.length === 0 && (actions.length === 0 || seen === previous)) {
+            handedOff = false;
             break;
         }
         previous = seen;
@@ -196,7 +202,6 @@ async function converge(run: DeployRun, target: number, keep: ReadonlySet<string
         }
         unfinished = outcomes.filter((o) => o.status === "skipped");
         if (run.secondsLeft() < HANDOFF_SECONDS) {
-            handedOff = true;
             break;
         }
         await settle(run, target);

@@ -32,9 +32,9 @@ describe("a release by the deploy, on moto", () => {
         return created.LaunchTemplateVersion?.VersionNumber as number;
     }
 
-    function deploy(before: HandlerSettings, after: HandlerSettings, log: string[] = []) {
+    function deploy(before: HandlerSettings, after: HandlerSettings, log: string[] = [], secondsLeft = 900) {
         const handler = createDeployHandler(after, { clients: createClients(after.region, { endpoint: emulator.endpoint, credentials: CREDENTIALS }), log: (line) => log.push(line), metrics: () => undefined });
-        return handler({ desired: desiredFleet(after), tf: { action: "update", prev_input: { desired: desiredFleet(before) } } });
+        return handler({ desired: desiredFleet(after), tf: { action: "update", prev_input: { desired: desiredFleet(before) } } }, { getRemainingTimeInMillis: () => secondsLeft * 1000 });
     }
 
     const defaultVersion = async () => (await world.ec2.send(new DescribeLaunchTemplatesCommand({ LaunchTemplateIds: [world.settings.launchTemplateId] }))).LaunchTemplates?.[0].DefaultVersionNumber;
@@ -87,6 +87,17 @@ describe("a release by the deploy, on moto", () => {
         await world.elb.send(new DeleteTargetGroupCommand({ TargetGroupArn: world.settings.targetGroupArn }));
         await world.reconfigured(moved)(scheduledEvent());
         assert.deepStrictEqual((await world.instances()).map((i) => i.InstanceId as string).filter((id) => old.includes(id)), [], "the schedule retired the old fleet");
+    });
+
+    it("answers rather than fails when Lambda's time runs short mid-release, leaving the rest to the schedule", async () => {
+        const released = { ...world.settings, launchTemplateVersion: await newVersion() };
+        const log: string[] = [];
+        // A minute left: the first round launches, then the deploy hands off.
+        await deploy(world.settings, released, log, 59);
+        const last = JSON.parse(log[log.length - 1]);
+        assert.strictEqual(last.result, "handed-off");
+        assert.strictEqual(last.released, 1, "nothing of the release served yet: the default stays");
+        assert.strictEqual((await world.instances()).length, 12, "the release's instances launched beside them");
     });
 
     it("leaves a release it could not finish to the schedule, which replaces the outdated instances a batch at a time", async () => {
