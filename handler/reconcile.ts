@@ -304,6 +304,7 @@ export function reconcile(observation: Observation, settings: HandlerSettings, c
     }
     const trimmed = trim(view, moved.counts);
     const retyped = retype(view, trimmed.trimmed);
-    const busy = new Set([...trimmed.trimmed, ...retyped.map((a) => (a.kind === "launch" ? a.replaces ?? "" : ""))]);
+    // What a trim or a retype already takes care of is not released too.
+    const busy = new Set([...trimmed.trimmed, ...retyped.flatMap((a) => (a.kind === "launch" && a.replaces !== undefined ? [a.replaces] : []))]);
     return [...actions, ...trimmed.actions, ...strays(view), ...retyped, ...release(view, busy)];
 }
