@@ -206,7 +206,7 @@ async function converge(run: DeployRun, target: number, keep: ReadonlySet<string
         }
         await settle(run, target);
     }
-    return answer(run, target, unfinished, handedOff);
+    return answer(run, target, keep, unfinished, handedOff);
 }
 
 /**
@@ -228,8 +228,14 @@ async function drainThenAct(run: DeployRun, actions: PlannedAction[]): Promise<O
     return [...first, ...(await execute(later, run.fleet))];
 }
 
-async function answer(run: DeployRun, target: number, unfinished: Outcome[], handedOff: boolean): Promise<DeployAnswer> {
+async function answer(run: DeployRun, target: number, keep: ReadonlySet<string>, unfinished: Outcome[], handedOff: boolean): Promise<DeployAnswer> {
     const final = await run.fleet.observe({ prices: false, template: true });
+    const serves = final.instances.some((i) => isLive(i) && i.version === target && final.targets[i.id] === "healthy");
+    if (keep.size > 0 && serves && final.releasedVersion !== target) {
+        // Held back while the previous target group served (see promote in reconcile.ts): now the listeners move.
+        await run.fleet.promote(target);
+        run.report.log({ action: "promote", version: target, reason: "the new target group serves", result: "promoted" });
+    }
     const missing = shortfall(final, run.settings);
     const old = outdated(final, run.settings, target).map((i) => i.id);
     const why = unfinished.length > 0 ? ` (${summarize(unfinished)})` : "";

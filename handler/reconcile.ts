@@ -69,6 +69,17 @@ export function replacementServes(id: string, observation: Observation): boolean
     return observation.instances.some((i) => isLive(i) && i.replaces === id && observation.targets[i.id] === "healthy");
 }
 
+/**
+ * Whether a replacement belongs to a release this reconcile is not running: it runs a version
+ * that is neither released nor this reconcile's target. The deploy running that release retires
+ * what it replaces (after an `appPort` edit, only once the listeners have moved); the schedule
+ * does not finish it for it. Unknown when the released version was not read.
+ */
+function anothersRelease(view: FleetView, head: ObservedInstance): boolean {
+    const released = view.observation.releasedVersion;
+    return head.version !== undefined && released !== undefined && head.version !== released && head.version !== view.context.target;
+}
+
 function digest(parts: string[]): string {
     return createHash("sha256").update(parts.join(",")).digest("hex").slice(0, 16);
 }
@@ -98,7 +109,7 @@ export function retire(view: FleetView): Action[] {
     const heads = supersedingHeads(view.observation.instances);
     return view.live.filter((i) => view.observation.targets[i.id] !== "draining" && !view.context.keep?.has(i.id)).flatMap((old) => {
         const head = heads.get(old.id);
-        if (head === undefined || view.observation.targets[head.id] !== "healthy") {
+        if (head === undefined || view.observation.targets[head.id] !== "healthy" || anothersRelease(view, head)) {
             return [];
         }
         return retireActions(old, view, `replacement ${head.id} is healthy`);
@@ -276,7 +287,9 @@ export function promote(view: FleetView): Action[] {
     const { observation, context } = view;
     const target = context.target;
     const serves = view.live.some((i) => i.version === target && observation.targets[i.id] === "healthy");
-    if (target === undefined || observation.releasedVersion === undefined || observation.releasedVersion === target || !serves) {
+    // After an `appPort` edit the old fleet serves until the listeners move: the version is
+    // promoted (and the schedule may retire the old fleet) only as the deploy answers.
+    if (target === undefined || observation.releasedVersion === undefined || observation.releasedVersion === target || !serves || (context.keep?.size ?? 0) > 0) {
         return [];
     }
     return [{ kind: "promote", version: target, reason: `an instance of version ${target} is healthy` }];

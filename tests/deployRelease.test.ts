@@ -82,6 +82,7 @@ describe("a release by the deploy, on moto", () => {
         const previous = await targetsOf(world.settings.targetGroupArn);
         assert.deepStrictEqual(previous.map((t) => t.Target?.Id).sort(), old, "the listeners still forward to the previous group: nothing left it");
         assert.deepStrictEqual((await world.instances()).map((i) => i.InstanceId as string).filter((id) => old.includes(id)).sort(), old, "the old fleet still runs");
+        assert.strictEqual(await defaultVersion(), moved.launchTemplateVersion, "promoted as the deploy answers, not before");
 
         // The listeners move, and the engine deletes the previous group at the end of the update.
         await world.elb.send(new DeleteTargetGroupCommand({ TargetGroupArn: world.settings.targetGroupArn }));

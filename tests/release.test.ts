@@ -116,6 +116,32 @@ describe("a release, planned", () => {
     });
 });
 
+describe("whose release it is", () => {
+    const schedule = { messageId: "m1", event: { kind: "schedule" as const, id: "e1", time: new Date(0).toISOString() } };
+    const old = onVersion(V1)("i-a", "a");
+    const fresh = onVersion(V2, { replaces: "i-a", launchedBy: "pulumi", launchTime: 5 })("i-a2", "a");
+    const rest = restOn(V1, 1);
+    const aboutOld = (action: string) => / i-a$/.test(action);
+    const during = (releasedVersion: number): Observation => ({ instances: [old, fresh, ...rest], targets: { ...healthyAll(rest), "i-a2": "healthy" }, releasedVersion });
+
+    it("leaves an unreleased version's replacement and what it replaces to the deploy releasing it: the schedule retires nothing of it", () => {
+        // After an appPort edit, i-a serves through the previous target group until the listeners move.
+        const observation = during(V1);
+        assert.deepStrictEqual(kinds(planBatch(triage([schedule], observation).ours, observation, SETTINGS, 0)).filter(aboutOld), []);
+    });
+
+    it("retires it on the schedule once that version is released", () => {
+        const observation = during(V2);
+        assert.deepStrictEqual(kinds(planBatch(triage([schedule], observation).ours, observation, SETTINGS, 0)).filter(aboutOld), ["terminate i-a"]);
+    });
+
+    it("holds the promotion back while the previous target group serves the old fleet", () => {
+        const observation = during(V1);
+        assert.ok(!kinds(reconcile(observation, SETTINGS, standalone(V2, new Set(["i-a"])))).includes("promote 2"));
+        assert.ok(kinds(reconcile(observation, SETTINGS, standalone(V2))).includes("promote 2"));
+    });
+});
+
 describe("a replacement chain", () => {
     it("retires an old instance whose replacement was interrupted once the replacement's replacement serves", () => {
         const old = onVersion(V1)("i-x", "a");
