@@ -5,7 +5,7 @@ import { metricLine } from "./metrics";
 import { planBatch } from "./planner";
 import { failedMessages, Report, reportFleet, reportOutcomes, reportTriage } from "./report";
 import { HandlerSettings } from "./settings";
-import { actionable, isScheduled, mayLaunch, mayReconcile, triage } from "./triage";
+import { actionable, isScheduled, mayLaunch, triage } from "./triage";
 
 /**
  * The Lambda's controller, one SQS batch at a time: parse every record, observe the stack once,
@@ -52,7 +52,7 @@ export function createHandler(settings: HandlerSettings, dependencies: HandlerDe
         }
         let observation;
         try {
-            observation = await fleet.observe({ prices: mayLaunch(relevant), template: mayReconcile(relevant) });
+            observation = await fleet.observe({ prices: mayLaunch(relevant), template: isScheduled(relevant) });
         } catch (error) {
             report.log({ action: "observe", result: "failed", error: describeError(error), messages: relevant.length });
             return failures(relevant.map((m) => m.messageId));

@@ -73,11 +73,15 @@ export function replacementServes(id: string, observation: Observation): boolean
  * Whether a replacement belongs to a release this reconcile is not running: it runs a version
  * that is neither released nor this reconcile's target. The deploy running that release retires
  * what it replaces (after an `appPort` edit, only once the listeners have moved); the schedule
- * does not finish it for it. Unknown when the released version was not read.
+ * does not finish it for it. Where the released version was not read (the event path between
+ * schedules), whatever the deploy launched is left to the deploy and the schedule.
  */
 function anothersRelease(view: FleetView, head: ObservedInstance): boolean {
     const released = view.observation.releasedVersion;
-    return head.version !== undefined && released !== undefined && head.version !== released && head.version !== view.context.target;
+    if (released === undefined) {
+        return view.context.target === undefined && head.launchedBy === "pulumi";
+    }
+    return head.version !== undefined && head.version !== released && head.version !== view.context.target;
 }
 
 function digest(parts: string[]): string {

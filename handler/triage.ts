@@ -35,18 +35,9 @@ export function mayLaunch(messages: readonly QueuedEvent[]): boolean {
     return messages.some(({ event }) => !["ignored", "drain-check"].includes(event.kind) && !(event.kind === "state-change" && event.state === "running"));
 }
 
-/** Whether the batch holds the schedule: then it reports the fleet per zone. */
+/** Whether the batch holds the schedule: then it reports the fleet per zone and reads the released version. */
 export function isScheduled(messages: readonly QueuedEvent[]): boolean {
     return messages.some(({ event }) => event.kind === "schedule");
-}
-
-/**
- * Whether the batch reconciles (the schedule, a reconcile request, an instance stopping or gone):
- * then the observation reads the template's released version, which decides what a release is
- * and whose release a replacement belongs to. A warning alone does not: its path stays short.
- */
-export function mayReconcile(messages: readonly QueuedEvent[]): boolean {
-    return messages.some(({ event }) => event.kind === "schedule" || event.kind === "reconcile-request" || (event.kind === "state-change" && event.state !== "running" && event.state !== "pending"));
 }
 
 export function triage(messages: readonly QueuedEvent[], observation: Observation): Triage {

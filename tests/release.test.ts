@@ -130,6 +130,13 @@ describe("whose release it is", () => {
         assert.deepStrictEqual(kinds(planBatch(triage([schedule], observation).ours, observation, SETTINGS, 0)).filter(aboutOld), []);
     });
 
+    it("leaves it to the deploy too on a loss between schedules, where the released version is not read", () => {
+        const lost = onVersion(V1, { state: "terminated" })("i-gone", "b");
+        const observation: Observation = { ...during(V1), instances: [...during(V1).instances, lost], releasedVersion: undefined };
+        const terminated = { messageId: "m2", event: { kind: "state-change" as const, id: "e2", time: new Date(0).toISOString(), instanceId: "i-gone", state: "terminated" as const } };
+        assert.deepStrictEqual(kinds(planBatch(triage([terminated], observation).ours, observation, SETTINGS, 0)).filter(aboutOld), []);
+    });
+
     it("retires it on the schedule once that version is released", () => {
         const observation = during(V2);
         assert.deepStrictEqual(kinds(planBatch(triage([schedule], observation).ours, observation, SETTINGS, 0)).filter(aboutOld), ["terminate i-a"]);

@@ -1,7 +1,7 @@
 import * as assert from "assert";
 import { HandlerEvent } from "../handler/events";
 import { Observation } from "../handler/model";
-import { isScheduled, mayLaunch, mayReconcile, triage } from "../handler/triage";
+import { isScheduled, mayLaunch, triage } from "../handler/triage";
 import { observedInstance } from "./support/fixtures";
 
 /** The event path decides once per message whether it is ignored, foreign or ours, and whether the batch may launch. */
@@ -43,19 +43,8 @@ describe("triage", () => {
         it(`${launches ? "reads prices for" : "reads no prices for"} ${name}`, () => assert.strictEqual(mayLaunch([message(event)]), launches));
     }
 
-    it("reports the fleet per zone only for the schedule", () => {
+    it("reports the fleet per zone and reads the released version only for the schedule", () => {
         assert.strictEqual(isScheduled([message({ kind: "schedule", ...identity })]), true);
         assert.strictEqual(isScheduled([message({ kind: "reconcile-request", ...identity })]), false);
     });
-
-    const reconciling: [string, HandlerEvent, boolean][] = [
-        ["the schedule", { kind: "schedule", ...identity }, true],
-        ["a reconcile request", { kind: "reconcile-request", ...identity }, true],
-        ["a terminated state change", { kind: "state-change", ...identity, instanceId: "i-0000000000000000a", state: "terminated" }, true],
-        ["a running state change", { kind: "state-change", ...identity, instanceId: "i-0000000000000000a", state: "running" }, false],
-        ["a warning", { kind: "interruption-warning", ...identity, instanceId: "i-0000000000000000a" }, false],
-    ];
-    for (const [name, event, reads] of reconciling) {
-        it(`${reads ? "reads" : "does not read"} the released version for ${name}`, () => assert.strictEqual(mayReconcile([message(event)]), reads));
-    }
 });
