@@ -115,10 +115,9 @@ export interface LaunchRequest {
     version?: number;
 }
 
-/** A target as DescribeTargetHealth lists it: an instance registered on a port. */
+/** A target as DescribeTargetHealth lists it. */
 export interface RegisteredTarget {
     instanceId: string;
-    port?: number;
     state: TargetState;
     /** ELB's reason code and description, e.g. `Target.FailedHealthChecks`, when not healthy. */
     reason?: string;
@@ -212,21 +211,12 @@ export interface WaitLimit {
 }
 
 export class StackFleet {
-    /**
-     * The port each target was last seen registered on: an instance carried over from a replaced
-     * target group serves on the old group's port, and deregistering it must name that port.
-     */
-    private readonly ports: Map<string, number>;
-
     constructor(
         private readonly clients: AwsClients,
         private readonly settings: HandlerSettings,
         /** What its launches are tagged as: the handler answering events, or the deploy. */
         private readonly launchedBy: LaunchedBy = "handler",
-    ) {
-        // Assigned here, not as a field initializer: Pulumi's closure serialization drops ES2022 class fields.
-        this.ports = new Map();
-    }
+    ) {}
 
     /**
      * The stack as one parallel round reads it: instances, targets, the preferred type's spot prices
@@ -253,7 +243,6 @@ export class StackFleet {
 
     async describeTargets(): Promise<Record<string, TargetState>> {
         const targets = await this.targetsOf(this.settings.targetGroupArn);
-        targets.filter((t) => t.port !== undefined).forEach((t) => this.ports.set(t.instanceId, t.port as number));
         return Object.fromEntries(targets.map((t) => [t.instanceId, t.state]));
     }
 
@@ -261,13 +250,12 @@ export class StackFleet {
     async targetsOf(targetGroupArn: string, instanceIds?: string[]): Promise<RegisteredTarget[]> {
         const result = await this.clients.elb.send(new DescribeTargetHealthCommand({
             TargetGroupArn: targetGroupArn,
-            ...(instanceIds === undefined ? {} : { Targets: instanceIds.map((Id) => ({ Id, Port: this.ports.get(Id) })) }),
+            ...(instanceIds === undefined ? {} : { Targets: instanceIds.map((Id) => ({ Id })) }),
         }));
         return (result.TargetHealthDescriptions ?? [])
             .filter((description) => description.Target?.Id)
             .map((description) => ({
                 instanceId: description.Target?.Id as string,
-                port: description.Target?.Port,
                 state: (description.TargetHealth?.State ?? "unavailable") as TargetState,
                 reason: description.TargetHealth?.Reason,
                 description: description.TargetHealth?.Description,
@@ -312,7 +300,7 @@ export class StackFleet {
 
     async drain(instanceId: string): Promise<"drained" | "not-registered"> {
         try {
-            await this.clients.elb.send(new DeregisterTargetsCommand({ TargetGroupArn: this.settings.targetGroupArn, Targets: [{ Id: instanceId, Port: this.ports.get(instanceId) }] }));
+            await this.clients.elb.send(new DeregisterTargetsCommand({ TargetGroupArn: this.settings.targetGroupArn, Targets: [{ Id: instanceId }] }));
             return "drained";
         } catch (error) {
             // Already gone from the group (terminated instances leave it by themselves).
@@ -323,12 +311,8 @@ export class StackFleet {
         }
     }
 
-    /** Registers on the target group's port, or on the port an instance already serves on. */
-    async register(instanceId: string, port?: number): Promise<void> {
-        await this.clients.elb.send(new RegisterTargetsCommand({ TargetGroupArn: this.settings.targetGroupArn, Targets: [{ Id: instanceId, Port: port }] }));
-        if (port !== undefined) {
-            this.ports.set(instanceId, port);
-        }
+    async register(instanceId: string): Promise<void> {
+        await this.clients.elb.send(new RegisterTargetsCommand({ TargetGroupArn: this.settings.targetGroupArn, Targets: [{ Id: instanceId }] }));
     }
 
     /** One call, whether for a retired instance or the whole fleet at teardown. */
@@ -353,7 +337,7 @@ export class StackFleet {
     async waitUntilInService(instanceIds: string[], limit: WaitLimit): Promise<void> {
         await waitUntilTargetInService(
             { client: this.clients.elb, maxWaitTime: limit.maxWaitSeconds, minDelay: 2, maxDelay: 10 },
-            { TargetGroupArn: this.settings.targetGroupArn, Targets: instanceIds.map((Id) => ({ Id, Port: this.ports.get(Id) })) },
+            { TargetGroupArn: this.settings.targetGroupArn, Targets: instanceIds.map((Id) => ({ Id })) },
         );
     }
 
@@ -363,7 +347,7 @@ export class StackFleet {
         }
         await waitUntilTargetDeregistered(
             { client: this.clients.elb, maxWaitTime: limit.maxWaitSeconds, minDelay: 2, maxDelay: 10 },
-            { TargetGroupArn: this.settings.targetGroupArn, Targets: instanceIds.map((Id) => ({ Id, Port: this.ports.get(Id) })) },
+            { TargetGroupArn: this.settings.targetGroupArn, Targets: instanceIds.map((Id) => ({ Id })) },
         );
     }
 
