@@ -23,11 +23,12 @@ import {
     RegisterTargetsCommand,
 } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { TAG } from "../handler/tags";
-import { CREDENTIALS, Emulator, motoConnection, useEmulator } from "../rehearsal/emulator";
+import { CREDENTIALS, Emulator } from "../rehearsal/emulator";
 import { FAILED_START_CONSOLE_OUTPUT } from "../rehearsal/faultProxy";
-import { functionCode, inMoto, loadLambda, MotoStack } from "../rehearsal/materialize";
+import { functionCode, loadLambda, MotoStack } from "../rehearsal/materialize";
 import { ProgramRun, REGION, REGION_ZONES } from "../rehearsal/program";
 import { scheduledEvent, sqsBatch, tag } from "../rehearsal/world";
+import { emulatorClients, freshStack, lambdaEnvironment } from "./support/emulator";
 
 /**
  * Day two on the emulator: the dev stack materialised in moto and updated as `pulumi up` updates
@@ -61,14 +62,10 @@ describe("pulumi up after pulumi up, on the emulator", () => {
     let stack: MotoStack;
 
     before(async () => {
-        emulator = await useEmulator();
-        const direct = motoConnection(emulator, REGION);
-        ec2 = new EC2Client(direct);
-        elb = new ElasticLoadBalancingV2Client(direct);
+        ({ emulator, ec2, elb } = await emulatorClients());
     });
     beforeEach(async () => {
-        await emulator.reset();
-        stack = inMoto(emulator);
+        stack = await freshStack(emulator);
     });
 
     const up = (config: Record<string, unknown> = {}) => stack.up({ config: { "spot-availability:instancesPerZone": INSTANCES_PER_ZONE, ...config } });
@@ -283,12 +280,7 @@ describe("pulumi up after pulumi up, on the emulator", () => {
             assert.ok(Object.values(fresh).every((target) => target.state === "healthy"), JSON.stringify(fresh));
             // The old fleet served through the previous group until the listeners moved; the
             // schedule's reconcile (the event path's archive, as uploaded) retires it now.
-            const { handler } = await loadLambda(functionCode(second), {
-                AWS_REGION: REGION,
-                AWS_ENDPOINT_URL: emulator.endpoint,
-                AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
-                AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
-            });
+            const { handler } = await loadLambda(functionCode(second), lambdaEnvironment(emulator));
             await handler(sqsBatch(scheduledEvent()));
             assert.deepStrictEqual(await livePerZone(), EVERY_ZONE_AT_COUNT);
             await assertFleetServes(second);

@@ -4,11 +4,12 @@ import { DescribeTargetHealthCommand, ElasticLoadBalancingV2Client } from "@aws-
 import { fleetNames, shortfall } from "../handler/deploy";
 import { checkDesired, desiredFleet, parseDeployRequest } from "../handler/deployRequest";
 import { TAG } from "../handler/tags";
-import { Emulator, motoConnection, useEmulator } from "../rehearsal/emulator";
-import { inMoto, MotoStack } from "../rehearsal/materialize";
-import { ProgramRun, REGION, runProgram } from "../rehearsal/program";
+import { Emulator } from "../rehearsal/emulator";
+import { MotoStack } from "../rehearsal/materialize";
+import { ProgramRun, runProgram } from "../rehearsal/program";
 import { tag } from "../rehearsal/world";
 import { observedInstance, SETTINGS } from "./support/fixtures";
+import { emulatorClients, freshStack } from "./support/emulator";
 
 /**
  * The fleet's one owner at `pulumi up` and `pulumi destroy`: the deploy invocation, run as the
@@ -28,14 +29,10 @@ describe("pulumi up and pulumi destroy, with the deploy invocation owning the fl
     let stack: MotoStack;
 
     before(async () => {
-        emulator = await useEmulator();
-        const direct = motoConnection(emulator, REGION);
-        ec2 = new EC2Client(direct);
-        elb = new ElasticLoadBalancingV2Client(direct);
+        ({ emulator, ec2, elb } = await emulatorClients());
     });
     beforeEach(async () => {
-        await emulator.reset();
-        stack = inMoto(emulator);
+        stack = await freshStack(emulator);
     });
 
     const up = (config: Record<string, unknown> = {}) => stack.up({ config });

@@ -5,11 +5,12 @@ import { CreateAccessKeyCommand, CreateUserCommand, IAMClient, PutUserPolicyComm
 import { PolicyDocument } from "../infra/interruptionHandling";
 import { AuthorizationRequest, authorizationRequests, decide, publicParameterArn, StackFacts } from "./support/authorization";
 import { instanceTags, TAG } from "../handler/tags";
-import { CREDENTIALS, Emulator, motoConnection, useEmulator } from "../rehearsal/emulator";
+import { CREDENTIALS, Emulator } from "../rehearsal/emulator";
 import { functionCode, inMoto, loadLambda } from "../rehearsal/materialize";
 import { ProgramRun, REGION, runProgram, subnetsByZone } from "../rehearsal/program";
 import { interruptionWarning, rebalanceRecommendation, scheduledEvent, sentMessages, sqsBatch, stateChange, tag } from "../rehearsal/world";
 import { BatchResponse } from "../handler";
+import { emulatorClients, lambdaEnvironment } from "./support/emulator";
 
 /**
  * The two sides agree: the dev stack, materialised in moto by the Pulumi mocks, and the Lambda
@@ -25,10 +26,7 @@ describe("the uploaded archive, on the dev stack materialised in moto", () => {
     let elb: ElasticLoadBalancingV2Client;
 
     before(async () => {
-        emulator = await useEmulator();
-        const direct = motoConnection(emulator, REGION);
-        ec2 = new EC2Client(direct);
-        elb = new ElasticLoadBalancingV2Client(direct);
+        ({ emulator, ec2, elb } = await emulatorClients());
     });
     beforeEach(async () => {
         await emulator.reset();
@@ -36,12 +34,7 @@ describe("the uploaded archive, on the dev stack materialised in moto", () => {
         emulator.proxy.calls.length = 0;
     });
 
-    const lambdaEnvironment = () => ({
-        AWS_REGION: REGION,
-        AWS_ENDPOINT_URL: emulator.endpoint,
-        AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
-    });
+    const environment = () => lambdaEnvironment(emulator);
 
     async function stackInstances(): Promise<Instance[]> {
         const result = await ec2.send(new DescribeInstancesCommand({
@@ -72,8 +65,8 @@ describe("the uploaded archive, on the dev stack materialised in moto", () => {
     }
 
     /** The archive's handler, handed SQS batches as the event source mapping hands them. */
-    async function archiveHandler(environment = lambdaEnvironment()) {
-        const { handler } = await loadLambda(functionCode(run), environment);
+    async function archiveHandler(variables = environment()) {
+        const { handler } = await loadLambda(functionCode(run), variables);
         return (...events: unknown[]) => handler(sqsBatch(...events)) as Promise<BatchResponse>;
     }
 
@@ -139,7 +132,7 @@ describe("the uploaded archive, on the dev stack materialised in moto", () => {
             ec2 = new EC2Client({ region: REGION, endpoint: emulator.motoEndpoint, credentials: admin });
             elb = new ElasticLoadBalancingV2Client({ region: REGION, endpoint: emulator.motoEndpoint, credentials: admin });
             await emulator.enforceIam();
-            return loadLambda(functionCode(run), { ...lambdaEnvironment(), ...handlerKeys });
+            return loadLambda(functionCode(run), { ...environment(), ...handlerKeys });
         }
 
         afterEach(() => {
