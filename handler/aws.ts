@@ -58,13 +58,59 @@ export interface AwsClients {
 }
 
 /**
- * The SDK's adaptive retry strategy, except that a capacity error is final. AWS answers one with
- * HTTP 500, which the SDK retries as transient; retrying a pool that has no capacity spends the
- * two-minute budget for nothing. Passed as the client's `retryStrategy`, the SDK's public way to
- * configure retries: https://www.npmjs.com/package/@smithy/util-retry
+ * Refusals that mean IAM has not propagated yet, not that the request is wrong: EC2 refuses a
+ * new instance profile for seconds after IAM created it, and every service refuses a freshly
+ * attached policy's actions for as long. terraform-provider-aws retries the first for its
+ * two-minute `propagationTimeout` (`internal/service/ec2/ec2_instance.go`: `ErrMessageContains(err,
+ * "InvalidParameterValue", "Invalid IAM Instance Profile")`).
  */
-export class CapacityErrorsFinal implements RetryStrategyV2 {
-    constructor(private readonly inner: RetryStrategyV2 = new AdaptiveRetryStrategy(async () => MAX_ATTEMPTS)) {}
+export function isIamPropagation(error: unknown): boolean {
+    const { name = "", message = "" } = (error ?? {}) as { name?: string; message?: string };
+    return (name === "InvalidParameterValue" && /Invalid IAM Instance Profile/i.test(message))
+        || ["UnauthorizedOperation", "AccessDenied", "AccessDeniedException"].includes(name);
+}
+
+/** How long, and how often, a refusal that IAM propagation explains is retried. */
+export interface PropagationRetry {
+    delaySeconds: number;
+    maxSeconds: number;
+    /** Told of each retry: the log says why a launch waits. */
+    onRetry?: (retry: { error: string; attempt: number; waitedSeconds: number }) => void;
+}
+
+export const IAM_PROPAGATION_RETRY: PropagationRetry = { delaySeconds: 5, maxSeconds: 120 };
+
+/** A retry of an IAM propagation refusal: its count is the SDK's, its delay the propagation's. */
+class PropagationToken implements RetryToken {
+    constructor(private readonly count: number, private readonly delayMs: number) {}
+    getRetryCount(): number {
+        return this.count;
+    }
+    getRetryDelay(): number {
+        return this.delayMs;
+    }
+    getRetryCost(): number | undefined {
+        return undefined;
+    }
+    isLongPoll(): boolean {
+        return false;
+    }
+}
+
+/**
+ * The SDK's adaptive retry strategy, except that a capacity error is final and, on the deploy path,
+ * an IAM propagation refusal is retried for its own bounded time. AWS answers a capacity error with HTTP 500, which
+ * the SDK retries as transient; retrying a pool that has no capacity spends the two-minute budget
+ * for nothing. The SDK treats a propagation refusal as a client error and never retries it; a
+ * first `pulumi up` would fail on a race with IAM. Passed as the client's `retryStrategy`, the
+ * SDK's public way to configure retries: https://www.npmjs.com/package/@smithy/util-retry
+ */
+export class HandlerRetryStrategy implements RetryStrategyV2 {
+    constructor(
+        /** Undefined: a propagation refusal is final, as the SDK has it. */
+        private readonly propagation?: PropagationRetry,
+        private readonly inner: RetryStrategyV2 = new AdaptiveRetryStrategy(async () => MAX_ATTEMPTS),
+    ) {}
 
     acquireInitialRetryToken(scope: string): Promise<RetryToken> {
         return this.inner.acquireInitialRetryToken(scope);
@@ -72,25 +118,51 @@ export class CapacityErrorsFinal implements RetryStrategyV2 {
 
     refreshRetryTokenForRetry(token: RetryToken, info: RetryErrorInfo): Promise<RetryToken> {
         const name = (info.error as { name?: string } | undefined)?.name ?? "";
-        return CAPACITY_ERRORS.includes(name) ? Promise.reject(info.error) : this.inner.refreshRetryTokenForRetry(token, info);
+        if (CAPACITY_ERRORS.includes(name)) {
+            return Promise.reject(info.error);
+        }
+        if (this.propagation === undefined || !isIamPropagation(info.error)) {
+            return this.inner.refreshRetryTokenForRetry(token, info);
+        }
+        const attempt = token.getRetryCount() + 1;
+        const waitedSeconds = Math.round((attempt - 1) * this.propagation.delaySeconds * 10) / 10;
+        const message = (info.error as { message?: string } | undefined)?.message ?? name;
+        if (waitedSeconds + this.propagation.delaySeconds > this.propagation.maxSeconds) {
+            return Promise.reject(Object.assign(info.error as Error, {
+                message: `${message} (still refused after ${waitedSeconds} s of retries: IAM had not propagated the instance profile or the role's policy, or the role really lacks the permission)`,
+            }));
+        }
+        this.propagation.onRetry?.({ error: `${name}: ${message}`, attempt, waitedSeconds });
+        return Promise.resolve(new PropagationToken(attempt, this.propagation.delaySeconds * 1000));
     }
 
     recordSuccess(token: RetryToken): void {
-        this.inner.recordSuccess(token);
+        if (!(token instanceof PropagationToken)) {
+            this.inner.recordSuccess(token);
+        }
     }
+}
+
+/** Where the clients connect, and how they retry a refusal that IAM propagation explains. */
+export interface ClientOptions {
+    endpoint?: string;
+    credentials?: { accessKeyId: string; secretAccessKey: string };
+    propagation?: PropagationRetry;
 }
 
 /**
  * Clients as Lambda should hold them: once per container. In Lambda, credentials and endpoint
- * come from the runtime; `connection` is for an emulator.
+ * come from the runtime; `endpoint` and `credentials` are for an emulator.
  */
-export function createClients(region: string, connection: { endpoint?: string; credentials?: { accessKeyId: string; secretAccessKey: string } } = {}): AwsClients {
-    const config = { region, retryMode: "adaptive", maxAttempts: MAX_ATTEMPTS, ...connection };
+export function createClients(region: string, options: ClientOptions = {}): AwsClients {
+    const { propagation, ...connection } = options;
+    const config = { region, maxAttempts: MAX_ATTEMPTS, ...connection };
+    const retryStrategy = () => new HandlerRetryStrategy(propagation);
     return {
-        ec2: new EC2Client({ ...config, retryStrategy: new CapacityErrorsFinal() }),
-        elb: new ElasticLoadBalancingV2Client(config),
+        ec2: new EC2Client({ ...config, retryStrategy: retryStrategy() }),
+        elb: new ElasticLoadBalancingV2Client({ ...config, retryStrategy: retryStrategy() }),
         // The region's endpoint (or the configured one), not the host the queue URL names.
-        sqs: new SQSClient({ ...config, useQueueUrlAsEndpoint: false }),
+        sqs: new SQSClient({ ...config, retryStrategy: retryStrategy(), useQueueUrlAsEndpoint: false }),
     };
 }
 

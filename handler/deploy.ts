@@ -1,5 +1,6 @@
-import { AwsClients, createClients, StackFleet, WaitLimit } from "./aws";
-import { checkDesired, deployError, DeployRequest, parseDeployRequest } from "./deployRequest";
+import { setTimeout as sleep } from "timers/promises";
+import { AwsClients, createClients, IAM_PROPAGATION_RETRY, StackFleet, WaitLimit } from "./aws";
+import { checkDesired, DeployAnswer, deployError, DeployRequest, GuardRequest, parseDeployRequest } from "./deployRequest";
 import { describeError, execute } from "./execute";
 import { metricLine } from "./metrics";
 import { isLive, Observation, ObservedInstance, Outcome, PlannedAction } from "./model";
@@ -14,15 +15,11 @@ import { fleetMemberName, instanceNameTag } from "./tags";
  * `pulumi up` and `pulumi destroy`. The fleet has one owner, as an Auto Scaling group owns its
  * instances: on create and update the deploy reconciles the stack to its settings with the event
  * path's own planner and launcher (same pools, same fallback), in rounds, waiting between them
- * until what it launched runs and what it registered serves, and answers with the fleet; on delete
- * it terminates every instance of the stack and waits until they are gone. Unlike the event path
- * it may wait: nothing races a two-minute clock here.
+ * until what it launched runs and what it registered serves, and answers with the fleet. The
+ * teardown guard's delete (see `TeardownGuard`) terminates every instance of the stack, and
+ * keeps sweeping until nothing of it can still launch. Unlike the event path it may wait: nothing
+ * races a two-minute clock here.
  */
-
-export type DeployAnswer =
-    /** The fleet as the deploy left it: `Prometheus-A` (then `Prometheus-A-2` …) → instance id. */
-    | { instances: Record<string, string> }
-    | { terminated: string[] };
 
 /**
  * Rounds at most: a create takes two (launch, register), a release three per batch (launch,
@@ -30,8 +27,8 @@ export type DeployAnswer =
  */
 const MAX_ROUNDS = 40;
 
-/** Passes over the fleet at teardown: a batch already running when its event source mapping was deleted may still finish one launch. */
-const TEARDOWN_SWEEPS = 3;
+/** Between the teardown's sweeps while it waits out the event function's timeout. */
+const SWEEP_INTERVAL_SECONDS = 5;
 
 /** The longest any one wait may take, and what is kept back from Lambda's remaining time. */
 const MAX_WAIT_SECONDS = 300;
@@ -118,11 +115,12 @@ export interface DeployContext {
     getRemainingTimeInMillis(): number;
 }
 
-/** Builds the function the invocation calls; clients are built once per container. */
+/** Builds the function the invocations call; clients are built once per container. */
 export function createDeployHandler(settings: HandlerSettings, dependencies: DeployDependencies = {}) {
-    const fleet = new StackFleet(dependencies.clients ?? createClients(settings.region), settings, "pulumi");
     const write = dependencies.log ?? ((line: string) => console.log(line));
     const writeMetric = dependencies.metrics ?? ((line: string) => process.stdout.write(`${line}\n`));
+    const propagation = { ...IAM_PROPAGATION_RETRY, onRetry: (retry: object) => write(JSON.stringify({ path: "deploy", action: "retry", reason: "IAM has not propagated yet", ...retry })) };
+    const fleet = new StackFleet(dependencies.clients ?? createClients(settings.region, { propagation }), settings, "pulumi");
 
     return async (payload: unknown, context?: DeployContext): Promise<DeployAnswer> => {
         const started = Date.now();
@@ -132,30 +130,40 @@ export function createDeployHandler(settings: HandlerSettings, dependencies: Dep
         };
         const secondsLeft = () => Math.floor((context?.getRemainingTimeInMillis() ?? Infinity) / 1000);
         const limit = (cap = MAX_WAIT_SECONDS): WaitLimit => ({ maxWaitSeconds: Math.max(1, Math.min(cap, secondsLeft() - WAIT_MARGIN_SECONDS)) });
+        const clock: DeployClock = { fleet, settings, report, secondsLeft, limit };
 
         const request = parseDeployRequest(payload);
-        const run: DeployRun = { fleet, settings, report, request, secondsLeft, limit };
+        if ("teardownGuard" in request) {
+            return guard(clock, request);
+        }
         report.log({ action: request.action, desired: request.desired, result: "started" });
         if (request.action === "delete") {
-            return teardown(run);
+            // A replaced deploy invocation is deleted too: the fleet stays, and its create converges it.
+            report.log({ action: "delete", result: "unchanged", reason: "the teardown guard terminates the fleet at pulumi destroy" });
+            return { unchanged: "the teardown guard terminates the fleet" };
         }
         checkDesired(request.desired, settings);
+        const run: DeployRun = { ...clock, request };
         const previousGroup = request.previous?.targetGroupArn;
         const keep = previousGroup === undefined || previousGroup === request.desired.targetGroupArn ? new Set<string>() : await servedBy(run, previousGroup);
         return converge(run, request.desired.launchTemplateVersion, keep);
     };
 }
 
-/** One invocation of the deploy: what every step of it reads. */
-interface DeployRun {
+/** What every step of an invocation reads: the fleet, the report and Lambda's clock. */
+interface DeployClock {
     fleet: StackFleet;
     settings: HandlerSettings;
     report: Report;
-    request: DeployRequest;
     /** Seconds before Lambda ends the invocation. */
     secondsLeft(): number;
     /** How long one wait may take: at most `cap`, and never into the margin kept before the timeout. */
     limit(cap?: number): WaitLimit;
+}
+
+/** One invocation of the deploy proper. */
+interface DeployRun extends DeployClock {
+    request: DeployRequest;
 }
 
 /**
@@ -253,7 +261,7 @@ async function answer(run: DeployRun, target: number, keep: ReadonlySet<string>,
     }
     const instances = fleetNames(final, run.settings);
     run.report.log({ action: run.request.action, instances, released: final.releasedVersion, outdated: old, result: handedOff ? "handed-off" : "converged" });
-    return { instances };
+    return { instances, desired: run.request.desired };
 }
 
 /**
@@ -315,17 +323,47 @@ async function settle(run: DeployRun, target: number): Promise<void> {
         .catch((error) => run.report.log({ action: "wait-in-service", instances: joining.map((i) => i.id), result: "not yet", error: describeError(error) }));
 }
 
-async function teardown(run: DeployRun): Promise<DeployAnswer> {
-    const terminated: string[] = [];
-    for (let sweep = 0; sweep < TEARDOWN_SWEEPS; sweep++) {
-        const ids = (await run.fleet.instances(["pending", "running", "stopping", "stopped"])).map((i) => i.id);
-        if (ids.length === 0) {
+/** The teardown guard: nothing to do at create and update; at delete, the teardown. */
+async function guard(clock: DeployClock, request: GuardRequest): Promise<DeployAnswer> {
+    if (request.action !== "delete") {
+        clock.report.log({ action: request.action, guard: request.teardownGuard, result: "unchanged", reason: "the teardown guard acts only at pulumi destroy" });
+        return { unchanged: "the teardown guard acts only at pulumi destroy" };
+    }
+    return teardown(clock, request.teardownGuard.quietSeconds);
+}
+
+/**
+ * Terminates every instance of the stack, in sweeps, until a sweep finds none live and
+ * `quietSeconds` have passed since the first: by then the event path's last batch, begun before
+ * its event source mapping was deleted, has ended, and whatever it launched was swept. A sweep
+ * loop because the SDK has no waiter for "nothing new appears"; the waits within it are the SDK's.
+ * The terminated-waiter fails at once on a `pending` or `stopping` read, which DescribeInstances
+ * can return right after TerminateInstances: the next sweep terminates again and waits again.
+ */
+async function teardown(clock: DeployClock, quietSeconds: number): Promise<DeployAnswer> {
+    const started = Date.now();
+    const terminated = new Set<string>();
+    for (let sweep = 1; ; sweep++) {
+        const live = (await clock.fleet.instances(["pending", "running", "stopping", "stopped"])).map((i) => i.id);
+        const quietFor = (Date.now() - started) / 1000;
+        if (live.length === 0 && quietFor >= quietSeconds) {
             break;
         }
-        await run.fleet.terminate(ids);
-        await run.fleet.waitUntilTerminated(ids, run.limit());
-        terminated.push(...ids);
+        if (clock.secondsLeft() < WAIT_MARGIN_SECONDS) {
+            throw deployError(`teardown of ${clock.settings.stack} ran out of time with ${live.length > 0 ? `${live.join(", ")} still live` : "its quiet period unfinished"}; run pulumi destroy again`);
+        }
+        if (live.length === 0) {
+            await sleep(Math.min(SWEEP_INTERVAL_SECONDS, quietSeconds - quietFor) * 1000);
+            continue;
+        }
+        await clock.fleet.terminate(live);
+        live.forEach((id) => terminated.add(id));
+        clock.report.log({ action: "terminate", sweep, instances: live, result: "terminating" });
+        await clock.fleet.waitUntilTerminated(live, clock.limit()).catch(async (error) => {
+            clock.report.log({ action: "wait-terminated", sweep, instances: live, result: "not yet", error: describeError(error) });
+            await sleep(SWEEP_INTERVAL_SECONDS * 1000);
+        });
     }
-    run.report.log({ action: "delete", terminated, result: "terminated" });
-    return { terminated };
+    clock.report.log({ action: "delete", terminated: [...terminated], result: "terminated" });
+    return { terminated: [...terminated] };
 }

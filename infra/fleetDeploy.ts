@@ -1,7 +1,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { createDeployHandler, DeployAnswer } from "../handler/deploy";
-import { desiredFleet } from "../handler/deployRequest";
+import { createDeployHandler } from "../handler/deploy";
+import { answeredFleet, DeployAnswer, desiredFleet, TeardownGuard } from "../handler/deployRequest";
 import { HandlerSettings } from "../handler/settings";
 
 /**
@@ -10,6 +10,8 @@ import { HandlerSettings } from "../handler/settings";
  * that calls it. The provider invokes it on create, on every change of its input (the desired
  * fleet) and on delete, with a `tf.action` key saying which:
  * https://www.pulumi.com/registry/packages/aws/api-docs/lambda/invocation/
+ * A teardown guard, a second invocation created before it, terminates the fleet at `pulumi
+ * destroy`, even when the deploy's create failed and is not in the state.
  * Pulumi declares no instance: an `aws.ec2.Instance` on one-time spot cannot fall back on a
  * capacity error, cannot change type in place (AWS refuses to stop it), and goes stale in state
  * when AWS reclaims it.
@@ -31,11 +33,14 @@ export interface FleetDeployArgs {
     fleetUses: pulumi.Resource[];
     /** The event path's function: updated to the new settings before the deploy runs. */
     eventsFunction: pulumi.Resource;
+    /** The event function's timeout: how long a batch begun before teardown may still launch. */
+    eventsTimeoutSeconds: number;
 }
 
 export class FleetDeploy extends pulumi.ComponentResource {
     public readonly function: aws.lambda.CallbackFunction<unknown, DeployAnswer>;
     public readonly invocation: aws.lambda.Invocation;
+    public readonly teardownGuard: aws.lambda.Invocation;
     /** The fleet as the last `pulumi up` left it: name → instance id, from the invocation's answer. */
     public readonly instances: pulumi.Output<Record<string, string>>;
 
@@ -54,22 +59,38 @@ export class FleetDeploy extends pulumi.ComponentResource {
             callbackFactory: () => createDeployHandler(settings.get()),
         }, { parent: this, dependsOn: [args.policy] });
 
-        // Its identity is stable: no `triggers` and no `qualifier`, and `function_name` is the one
-        // function's (terraform-provider-aws `internal/service/lambda/invocation.go`: only those three
-        // are ForceNew). Replacing it would terminate the fleet and launch it again; any change of
-        // the desired fleet (template version, target group, security groups included) is an update.
+        // Created before the deploy and deleted after it and after everything that can launch
+        // (the event source mapping and the rules depend on the deploy): its delete terminates the
+        // fleet. Its create and update do nothing, so it is in the state before the deploy can
+        // launch anything, and a config edit never replaces it (no `triggers`, no `qualifier`, the
+        // one function's name: only those three are ForceNew in terraform-provider-aws
+        // `internal/service/lambda/invocation.go`).
+        const guard: TeardownGuard = { quietSeconds: args.eventsTimeoutSeconds };
+        this.teardownGuard = new aws.lambda.Invocation(`${name}-teardown-guard`, {
+            functionName: this.function.name,
+            lifecycleScope: "CRUD",
+            input: JSON.stringify({ teardownGuard: guard }),
+        }, { parent: this, dependsOn: [...args.fleetUses, args.policy, this.function] });
+
+        // Its identity is stable too, and a replacement would be harmless: its delete does nothing
+        // (the guard tears down), its create converges the fleet in place. Any change of the
+        // desired fleet (template version, target group, security groups included) is an update.
         this.invocation = new aws.lambda.Invocation(name, {
             functionName: this.function.name,
             lifecycleScope: "CRUD",
             input: settings.apply((handler) => JSON.stringify({ desired: desiredFleet(handler) })),
         }, {
             parent: this,
-            dependsOn: [...args.fleetUses, args.policy, this.function, args.eventsFunction],
-            // A replacement would otherwise create the new invocation (which finds the fleet in place)
-            // and then delete the old one, which terminates the whole fleet.
-            deleteBeforeReplace: true,
+            dependsOn: [...args.fleetUses, args.policy, this.function, args.eventsFunction, this.teardownGuard],
         });
-        this.instances = this.invocation.result.apply((result) => (JSON.parse(result) as { instances: Record<string, string> }).instances);
+        // A failed update leaves a result that does not answer the input: no fleet is claimed then.
+        this.instances = pulumi.all([this.invocation.result, this.invocation.input]).apply(([result, input]) => {
+            const fleet = answeredFleet(result, input);
+            if (fleet === undefined) {
+                pulumi.log.warn(`the last deploy of this fleet did not finish, so the instances output is empty: the schedule's reconcile converges the fleet (npm run status shows it); see "When pulumi up fails" in the README`, this);
+            }
+            return fleet ?? {};
+        });
         this.registerOutputs({ functionName: this.function.name, instances: this.instances });
     }
 }

@@ -311,9 +311,10 @@ export class InterruptionHandling extends pulumi.ComponentResource {
             policy,
             fleetUses: args.fleetUses,
             eventsFunction: this.function,
+            eventsTimeoutSeconds: FUNCTION_TIMEOUT_SECONDS,
         }, { parent: this });
-        // Whatever can launch goes first at `pulumi destroy`, then the deploy terminates the fleet:
-        // the event source mapping and the rules depend on the invocation.
+        // Whatever can launch goes first at `pulumi destroy`, then the teardown guard terminates the
+        // fleet: the event source mapping and the rules depend on the deploy, which depends on the guard.
         const afterFleet = [this.deploy.invocation];
 
         this.eventSourceMapping = new aws.lambda.EventSourceMapping(name, {

@@ -33,6 +33,22 @@ export interface FailingVersion {
     failedAfterSeconds?: number;
 }
 
+/** An error answered in place of a call, a number of times: a refusal IAM propagation explains, for example. */
+export interface ScriptedError {
+    action: string;
+    status: number;
+    code: string;
+    message: string;
+    /** How many more calls of `action` get it. */
+    times: number;
+}
+
+/** What EC2 answers while a new instance profile has not propagated: https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency */
+export const PROFILE_NOT_PROPAGATED = { status: 400, code: "InvalidParameterValue", message: "Value (arn:aws:iam::123456789012:instance-profile/spot-instances) for parameter iamInstanceProfile.arn is invalid. Invalid IAM Instance Profile ARN" };
+
+/** What EC2 answers while a freshly attached policy has not propagated. */
+export const POLICY_NOT_PROPAGATED = { status: 403, code: "UnauthorizedOperation", message: "You are not authorized to perform this operation." };
+
 /** What an instance's console shows when the application's unit fails at boot, as systemd logs it to the serial console. */
 export const FAILED_START_CONSOLE_OUTPUT = [
     "[   12.341567] cloud-init[1602]: + systemctl enable --now spot-page.service",
@@ -61,6 +77,12 @@ export class FaultProxy extends AwsProxy {
     /** A new account without EC2 Spot's service-linked role: every spot launch is refused as AWS refuses it. */
     spotRoleMissing = false;
     failingVersions: FailingVersion[] = [];
+    scriptedErrors: ScriptedError[] = [];
+    /**
+     * How many more DescribeInstances answers that list a shutting-down or terminated instance show
+     * it as `pending`: what an eventually consistent read right after TerminateInstances can return.
+     */
+    staleReads = 0;
     /** Runs before each write is forwarded, so a test can observe the world at every step the handler takes. */
     beforeWrite: ((call: RecordedCall) => Promise<void>) | undefined;
     /** Instance id → the launch template and version RunInstances launched it from (the tags EC2 sets). */
@@ -78,6 +100,8 @@ export class FaultProxy extends AwsProxy {
         this.targetHealth = {};
         this.spotRoleMissing = false;
         this.failingVersions = [];
+        this.scriptedErrors = [];
+        this.staleReads = 0;
         this.launchedFrom.clear();
         this.registeredAt.clear();
         this.beforeWrite = undefined;
@@ -103,6 +127,12 @@ export class FaultProxy extends AwsProxy {
                 this.registeredAt.set(id, Date.now());
             }
         }
+        if (action === "DescribeInstances" && this.staleReads > 0) {
+            const answer = await forward();
+            const stale = answer.body.replace(/<instanceState>\s*<code>(32|48)<\/code>\s*<name>(shutting-down|terminated)<\/name>\s*<\/instanceState>/g, "<instanceState><code>0</code><name>pending</name></instanceState>");
+            this.staleReads -= stale === answer.body ? 0 : 1;
+            return { ...answer, body: stale };
+        }
         if (action === "DescribeTargetHealth" && (Object.keys(this.targetHealth).length > 0 || this.failingVersions.length > 0)) {
             const answer = await forward();
             return { ...answer, body: this.overrideTargetHealth(answer.body) };
@@ -115,6 +145,11 @@ export class FaultProxy extends AwsProxy {
     }
 
     private fault(service: RecordedCall["service"], action: string, params: Record<string, string>): Answer | undefined {
+        const scripted = this.scriptedErrors.find((error) => error.action === action && error.times > 0);
+        if (scripted !== undefined) {
+            scripted.times -= 1;
+            return service === "elbv2" ? elbError(scripted.status, scripted.code, scripted.message) : ec2Error(scripted.status, scripted.code, scripted.message);
+        }
         if ((this.throttles[action] ?? 0) > 0) {
             this.throttles[action] -= 1;
             return service === "elbv2" ? elbError(400, "Throttling", "Rate exceeded") : ec2Error(503, "RequestLimitExceeded", "Request limit exceeded.");

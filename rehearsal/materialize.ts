@@ -44,6 +44,7 @@ import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from "@aws-s
 import { CREDENTIALS, Emulator, motoConnection } from "./emulator";
 import { ACCOUNT_ID, DeclaredResource, Materializer, ProgramRun, REGION, ROOT, RunOptions, runProgram } from "./program";
 import { awsxVpcChildren, REPLACE_ON } from "./replaceOn";
+import { canonicalJson } from "../handler/deployRequest";
 
 /**
  * Mocks that create the declared stack for real in moto, and apply every later run of the
@@ -75,12 +76,6 @@ export function lambdaEnvironment(emulator: Emulator, region = REGION): Record<s
 }
 
 /**
- * Replaced by deleting the old one first: the program declares the invocation with
- * `deleteBeforeReplace` (infra/fleetDeploy.ts), an option the mocks do not pass on.
- */
-const DELETE_BEFORE_REPLACE = new Set(["aws:lambda/invocation:Invocation"]);
-
-/**
  * A failed update that stores its new inputs anyway: the invocation's (terraform-provider-aws
  * `lambda/invocation.go`, hashicorp/terraform-provider-aws#43447), so the next `pulumi up` does not
  * call it again with the same input.
@@ -100,8 +95,18 @@ export interface MotoStack {
      * replaced or no longer declares, newest first. A failed run deletes nothing; the next one does.
      */
     up(options?: Omit<RunOptions, "materialize">): Promise<ProgramRun>;
-    /** `pulumi destroy`'s call of every deploy invocation: `tf.action: "delete"` with its last input. Resolves to the answers. */
-    destroy(): Promise<unknown[]>;
+    /**
+     * `pulumi destroy`: deletes everything the state holds, newest first (dependents before what
+     * they use), an invocation by calling it with `tf.action: "delete"` and its last input.
+     * Resolves to the invocations' answers, in that order. `guardQuietSeconds` shortens the
+     * teardown guard's quiet period (the event function's timeout, 60 s) so that a test need not
+     * wait it out; the guard's input is otherwise the one in the state.
+     */
+    destroy(options?: { guardQuietSeconds?: number }): Promise<unknown[]>;
+    /** Whether the state holds the resource: a failed create does not. */
+    holds(type: string, name: string): boolean;
+    /** Calls a declared function as Lambda would (its name's end picks it: `-handler` is the event path's), as the event source mapping calls it. */
+    invoke(functionSuffix: string, payload: unknown): Promise<unknown>;
     /** The deploy function's log lines, every invocation's, in order. */
     deployLogs(): Record<string, any>[];
     /** What the engine did, in order, across every run (an invocation's step is its `tf.action`). */
@@ -152,7 +157,13 @@ function canonical(value: unknown): string {
 
 const changedInputs = (before: Record<string, any>, after: Record<string, any>, keys: string[]) => keys.filter((key) => canonical(before[key]) !== canonical(after[key]));
 
-export function inMoto(emulator: Emulator, region = REGION): MotoStack {
+/** How the emulated Lambda differs from the program's declaration, for a test that needs it. */
+export interface LambdaOverrides {
+    /** The deploy function's timeout as its context reports it: a slow fleet's 15 minutes, compressed. */
+    deployTimeoutSeconds?: number;
+}
+
+export function inMoto(emulator: Emulator, region = REGION, overrides: LambdaOverrides = {}): MotoStack {
     const connection = motoConnection(emulator, region);
     const ec2 = new EC2Client(connection);
     const elb = new ElasticLoadBalancingV2Client(connection);
@@ -168,6 +179,8 @@ export function inMoto(emulator: Emulator, region = REGION): MotoStack {
     /** Physical names already used per resource: a replacement gets a new one, as Pulumi's autonaming gives it. */
     const generations = new Map<string, number>();
     const functions = new Map<string, LambdaHandler>();
+    /** Each function's timeout in seconds (Lambda's default is 3). */
+    const timeouts = new Map<string, number>();
     /** One log per loaded deploy archive: each run of the program that changes it loads a new one. */
     const deployLogBooks: Record<string, any>[][] = [];
 
@@ -184,12 +197,17 @@ export function inMoto(emulator: Emulator, region = REGION): MotoStack {
         if (handler === undefined) {
             throw new Error(`no function named ${functionName} was declared`);
         }
-        return handler({ ...JSON.parse(input), tf: { action, prev_input: previousInput === undefined ? null : JSON.parse(previousInput) } });
+        // Go's json.Marshal of a map sorts its keys, at every level: the function sees them sorted.
+        const payload = JSON.parse(canonicalJson({ ...JSON.parse(input), tf: { action, prev_input: previousInput === undefined ? null : JSON.parse(previousInput) } }));
+        // Lambda's context: the time left before the function's timeout.
+        const deadline = Date.now() + (timeouts.get(functionName) ?? 3) * 1000;
+        return handler(payload, { getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()) });
     };
 
     const loadFunction = async (name: string, inputs: Record<string, any>) => {
         const { handler, logs } = await loadLambda(inputs.code, lambdaEnvironment(emulator, region));
         functions.set(name, handler);
+        timeouts.set(name, name.endsWith("-deploy") ? overrides.deployTimeoutSeconds ?? inputs.timeout : inputs.timeout);
         if (name.endsWith("-deploy")) {
             deployLogBooks.push(logs);
         }
@@ -435,11 +453,7 @@ export function inMoto(emulator: Emulator, region = REGION): MotoStack {
             record("create");
             after = remember(type, name, inputs, await provider.create(name, inputs));
         } else if (changedInputs(before.inputs, inputs, REPLACE_ON[type]?.replaceOn ?? []).length > 0) {
-            if (DELETE_BEFORE_REPLACE.has(type)) {
-                await remove(before);
-            } else {
-                replaced.push(before);
-            }
+            replaced.push(before);
             record("replace");
             after = remember(type, name, inputs, await provider.create(name, inputs));
         } else if (canonical(before.inputs) !== canonical(inputs) || (await provider.differs?.(before, inputs))) {
@@ -490,6 +504,14 @@ export function inMoto(emulator: Emulator, region = REGION): MotoStack {
 
     return {
         deployLogs: () => deployLogBooks.flat(),
+        holds: (type, name) => resources.has(stateKey(type, name)),
+        invoke: async (functionSuffix, payload) => {
+            const names = [...functions.keys()].filter((name) => name.endsWith(functionSuffix));
+            if (names.length !== 1) {
+                throw new Error(`${names.length} functions end with ${functionSuffix}: ${[...functions.keys()].join(", ")}`);
+            }
+            return (functions.get(names[0]) as LambdaHandler)(payload);
+        },
         steps,
         materialize,
         up: async (options = {}) => {
@@ -498,12 +520,20 @@ export function inMoto(emulator: Emulator, region = REGION): MotoStack {
             await deleteRetired();
             return run;
         },
-        destroy: async () => {
+        destroy: async (options = {}) => {
             const answers: unknown[] = [];
-            for (const resource of resources.values()) {
+            const quieter = (input: string) => {
+                const parsed = JSON.parse(input);
+                return parsed.teardownGuard === undefined || options.guardQuietSeconds === undefined ? input : JSON.stringify({ teardownGuard: { quietSeconds: options.guardQuietSeconds } });
+            };
+            for (const resource of [...resources.values()].sort((a, b) => b.created - a.created)) {
                 if (resource.type === "aws:lambda/invocation:Invocation") {
+                    const input = quieter(resource.inputs.input);
+                    answers.push(await invoke(resource.inputs.functionName, input, "delete", input));
                     steps.push({ type: resource.type, name: resource.name, step: "delete" });
-                    answers.push(await invoke(resource.inputs.functionName, resource.inputs.input, "delete", resource.inputs.input));
+                    resources.delete(stateKey(resource.type, resource.name));
+                } else {
+                    await remove(resource);
                 }
             }
             return answers;
@@ -649,5 +679,5 @@ export async function loadLambda(code: FunctionCode, environment: Record<string,
         }
     };
     const handler = await inLambda(() => requireArchive(code, runtime));
-    return { handler: (event) => inLambda(() => handler(event)), logs, metrics };
+    return { handler: (event, context) => inLambda(() => handler(event, context)), logs, metrics };
 }

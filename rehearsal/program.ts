@@ -105,15 +105,18 @@ export function computedState(type: string, name: string, inputs: Record<string,
                 },
             };
         case "aws:lambda/invocation:Invocation": {
-            // What the deploy answers: every zone's instances, named as the handler names them.
-            const desired = JSON.parse(inputs.input).desired as { instanceName: string; zones: string[]; instancesPerZone: number };
+            const { desired, teardownGuard } = JSON.parse(inputs.input) as { desired?: { instanceName: string; zones: string[]; instancesPerZone: number }; teardownGuard?: unknown };
+            if (teardownGuard !== undefined || desired === undefined) {
+                return { id: `${name}-id`, state: { result: JSON.stringify({ unchanged: "the teardown guard acts only at pulumi destroy" }) } };
+            }
+            // What the deploy answers: every zone's instances, named as the handler names them, and the fleet it reached.
             const instances: Record<string, string> = {};
             for (const zone of desired.zones) {
                 for (let ordinal = 1; ordinal <= desired.instancesPerZone; ordinal++) {
                     instances[fleetMemberName(`${desired.instanceName}-${zone.slice(-1).toUpperCase()}`, ordinal)] = `i-${hex(`${zone}-${ordinal}`, 17)}`;
                 }
             }
-            return { id: `${name}-id`, state: { result: JSON.stringify({ instances }) } };
+            return { id: `${name}-id`, state: { result: JSON.stringify({ instances, desired }) } };
         }
         case "aws:ec2/securityGroup:SecurityGroup":
             return { id: id("sg"), state: { arn: arn("ec2", `security-group/${id("sg")}`) } };

@@ -37,7 +37,7 @@ export async function releasedArchive(code: FunctionCode, version: number): Prom
 
 /** The invocation's payload on the update: the new desired fleet and, as `tf.prev_input`, the input of the previous `pulumi up`. */
 export function releaseRequest(run: ProgramRun, version: number): { desired: DesiredFleet; tf: { action: "update"; prev_input: { desired: DesiredFleet } } } {
-    const previous = (JSON.parse(run.one("aws:lambda/invocation:Invocation").inputs.input) as { desired: DesiredFleet }).desired;
+    const previous = (JSON.parse(run.one("aws:lambda/invocation:Invocation", "-deploy").inputs.input) as { desired: DesiredFleet }).desired;
     return { desired: { ...previous, launchTemplateVersion: version }, tf: { action: "update", prev_input: { desired: previous } } };
 }
 

@@ -156,7 +156,7 @@ describe("pulumi up after pulumi up, on the emulator", () => {
                 { ...original, UserData: undefined },
                 "everything but the user data carried over: the provider sends the whole data, not a SourceVersion",
             );
-            assert.strictEqual(JSON.parse(second.one(INVOCATION).inputs.input).desired.launchTemplateVersion, 2);
+            assert.strictEqual(JSON.parse(second.one(INVOCATION, "-deploy").inputs.input).desired.launchTemplateVersion, 2);
         });
 
         it("a healthCheckPath edit modifies the target group in place", async () => {

@@ -2,8 +2,9 @@ import * as assert from "assert";
 import { DescribeInstancesCommand, EC2Client, Instance, RunInstancesCommand } from "@aws-sdk/client-ec2";
 import { DescribeTargetHealthCommand, ElasticLoadBalancingV2Client } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { fleetNames, shortfall } from "../handler/deploy";
-import { checkDesired, desiredFleet, parseDeployRequest } from "../handler/deployRequest";
+import { answeredFleet, canonicalJson, checkDesired, desiredFleet, parseDeployRequest } from "../handler/deployRequest";
 import { TAG } from "../handler/tags";
+import { FUNCTION_TIMEOUT_SECONDS } from "../infra/interruptionHandling";
 import { Emulator } from "../rehearsal/emulator";
 import { MotoStack } from "../rehearsal/materialize";
 import { ProgramRun, runProgram } from "../rehearsal/program";
@@ -160,14 +161,16 @@ describe("pulumi up and pulumi destroy, with the deploy invocation owning the fl
             }))).Instances?.[0].InstanceId as string;
             const untagged = (await ec2.send(new RunInstancesCommand({ MinCount: 1, MaxCount: 1, ImageId: "ami-12c6146b" }))).Instances?.[0].InstanceId as string;
 
-            const [answer] = (await stack.destroy()) as { terminated: string[] }[];
+            const [deployAnswer, answer] = (await stack.destroy({ guardQuietSeconds: 0 })) as [unknown, { terminated: string[] }];
 
+            assert.deepStrictEqual(deployAnswer, { unchanged: "the teardown guard terminates the fleet" }, "the deploy's own delete leaves the fleet to the guard");
             const ours = [...Object.values(run.outputs.instances as Record<string, string>), replacement].sort();
             assert.deepStrictEqual([...answer.terminated].sort(), ours);
             assert.deepStrictEqual((await instancesOf(STACK, ["terminated"])).map((i) => i.InstanceId).sort(), ours, "terminated, not just shutting down");
             const others = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [otherStack, untagged] }));
             assert.deepStrictEqual((others.Reservations ?? []).flatMap((r) => r.Instances ?? []).map((i) => i.State?.Name), ["running", "running"]);
             assert.deepStrictEqual(deployActions(), ["create", "delete"]);
+            assert.ok(stack.deployLogs().some((line) => line.action === "delete" && line.result === "terminated"), "the guard's teardown");
         });
     });
 });
@@ -177,7 +180,7 @@ describe("the order pulumi destroy deletes in, under mocks", () => {
     before(async () => {
         run = await runProgram();
     });
-    const invocation = () => run.one("aws:lambda/invocation:Invocation");
+    const invocation = () => run.one("aws:lambda/invocation:Invocation", "-deploy");
 
     it("declares the deploy as an invocation with lifecycle scope CRUD whose input is the desired fleet", () => {
         assert.strictEqual(invocation().inputs.lifecycleScope, "CRUD");
@@ -197,15 +200,25 @@ describe("the order pulumi destroy deletes in, under mocks", () => {
         });
     });
 
-    it("deletes the rules and the event source mapping first: they depend on the invocation", () => {
+    const guard = () => run.one("aws:lambda/invocation:Invocation", "-teardown-guard");
+
+    it("declares the teardown guard as an invocation with lifecycle scope CRUD of the same function, quiet for the event function's timeout", () => {
+        assert.strictEqual(guard().inputs.lifecycleScope, "CRUD");
+        assert.strictEqual(guard().inputs.functionName, invocation().inputs.functionName);
+        assert.deepStrictEqual(JSON.parse(guard().inputs.input), { teardownGuard: { quietSeconds: FUNCTION_TIMEOUT_SECONDS } });
+        assert.deepStrictEqual([guard().inputs.triggers, guard().inputs.qualifier], [undefined, undefined], "nothing but the function's name could replace it");
+    });
+
+    it("deletes the rules and the event source mapping first: they depend on the deploy, which depends on the guard", () => {
         const launchers = [...run.ofType("aws:cloudwatch/eventRule:EventRule"), run.one("aws:lambda/eventSourceMapping:EventSourceMapping")];
         assert.strictEqual(launchers.length, 5);
         for (const resource of launchers) {
             assert.ok(resource.dependsOn.includes(invocation().name), `${resource.name} depends on the invocation: ${resource.dependsOn.join(", ")}`);
         }
+        assert.ok(invocation().dependsOn.includes(guard().name), "the guard is created before the deploy and deleted after it");
     });
 
-    it("deletes the network, security groups, template and target group after it: it depends on them", () => {
+    it("deletes the network, security groups, template, target group and the role's policy after the guard: it depends on them", () => {
         const mustOutlive = [
             run.one("awsx:ec2:Vpc").name,
             run.one("aws:ec2/securityGroup:SecurityGroup", "-instance").name,
@@ -213,9 +226,12 @@ describe("the order pulumi destroy deletes in, under mocks", () => {
             run.one("aws:ec2/launchTemplate:LaunchTemplate").name,
             run.one("aws:lb/targetGroup:TargetGroup").name,
             run.one("aws:iam/rolePolicy:RolePolicy").name,
+            run.one("aws:lambda/function:Function", "-deploy").name,
         ];
-        for (const name of mustOutlive) {
-            assert.ok(invocation().dependsOn.includes(name), `the invocation depends on ${name}: ${invocation().dependsOn.join(", ")}`);
+        for (const resource of [invocation(), guard()]) {
+            for (const name of mustOutlive) {
+                assert.ok(resource.dependsOn.includes(name), `${resource.name} depends on ${name}: ${resource.dependsOn.join(", ")}`);
+            }
         }
     });
 });
@@ -230,13 +246,24 @@ describe("the deploy request", () => {
     for (const [payload, why] of [
         [{ desired: { zones: [] } }, /tf\.action is undefined/],
         [{ desired: { zones: [] }, tf: { action: "refresh" } }, /tf\.action is "refresh"; expected one of create, update, delete/],
-        [{ tf: { action: "create" } }, /no desired fleet/],
+        [{ tf: { action: "create" } }, /neither a desired fleet nor a teardown guard/],
+        [{ teardownGuard: { quietSeconds: "60" }, tf: { action: "delete" } }, /not a teardown guard: teardownGuard is \{"quietSeconds":"60"\}; expected \{ "quietSeconds": a number of seconds, 0 or more \}/],
         [null, /tf\.action is undefined/],
     ] as const) {
         it(`refuses ${JSON.stringify(payload)}`, () => {
             assert.throws(() => parseDeployRequest(payload), (error: Error) => error.name === "DeployError" && why.test(error.message));
         });
     }
+
+    it("reads the teardown guard's input", () => {
+        assert.deepStrictEqual(parseDeployRequest({ teardownGuard: { quietSeconds: 60 }, tf: { action: "delete", prev_input: { teardownGuard: { quietSeconds: 60 } } } }), { action: "delete", teardownGuard: { quietSeconds: 60 } });
+    });
+
+    it("compares the desired fleet whatever order the provider sent its keys in (Go's json.Marshal sorts them)", () => {
+        const sorted = JSON.parse(canonicalJson(desiredFleet(SETTINGS)));
+        assert.notStrictEqual(JSON.stringify(sorted), JSON.stringify(desiredFleet(SETTINGS)), "the fixture's keys are not already sorted");
+        assert.doesNotThrow(() => checkDesired(sorted, SETTINGS));
+    });
 
     it("refuses to converge to settings other than those the program declared", () => {
         assert.doesNotThrow(() => checkDesired(desiredFleet(SETTINGS), SETTINGS));
@@ -270,4 +297,25 @@ describe("the deploy's answer and its goal", () => {
         assert.deepStrictEqual(shortfall({ instances: fleet, targets: registered }, { ...SETTINGS, instancesPerZone: 2 }), ["us-east-2b holds 1 of 2 registered", "us-east-2c holds 1 of 2 registered"]);
         assert.deepStrictEqual(shortfall({ instances: fleet, targets: { "i-a1": "healthy" } }, SETTINGS), ["us-east-2b holds 0 of 1 registered", "us-east-2c holds 0 of 1 registered"]);
     });
+});
+
+describe("the instances output, from the deploy's result", () => {
+    const input = JSON.stringify({ desired: desiredFleet(SETTINGS) });
+    const fleet = { "web-A": "i-a" };
+    const answered = JSON.stringify({ instances: fleet, desired: JSON.parse(canonicalJson(desiredFleet(SETTINGS))) });
+
+    for (const [result, expected, what] of [
+        [answered, fleet, "an answer to this input, its keys sorted"],
+        [JSON.stringify({ instances: fleet, desired: { ...desiredFleet(SETTINGS), instancesPerZone: 2 } }), undefined, "an answer to an earlier input, left by a failed update"],
+        [JSON.stringify({ instances: fleet }), undefined, "an answer that names no desired fleet (before this version)"],
+        ["", undefined, "an empty result"],
+        [undefined, undefined, "no result"],
+        ["{not json", undefined, "a result that is not JSON"],
+        [JSON.stringify({ errorMessage: "boom", errorType: "DeployError" }), undefined, "an error"],
+        [JSON.stringify({ instances: null, desired: desiredFleet(SETTINGS) }), undefined, "no instances"],
+    ] as const) {
+        it(`is ${expected === undefined ? "no fleet" : "the fleet"} for ${what}`, () => {
+            assert.deepStrictEqual(answeredFleet(result, input), expected);
+        });
+    }
 });

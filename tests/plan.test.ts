@@ -162,7 +162,8 @@ describe("the plan of each day-two edit, as the engine would diff it", () => {
 
             it(`${expected.deploy ? "runs" : "does not run"} the deploy${expected.release ? ", as a release (a new launch template version)" : ""}`, () => {
                 assert.deepStrictEqual({ deploy: result.deploy, release: result.release }, { deploy: expected.deploy, release: expected.release });
-                assert.notStrictEqual(plan.get(key(INVOCATION, "spot-handler-deploy"))?.op, "replace", "the invocation is never replaced: that would terminate the fleet");
+                assert.notStrictEqual(plan.get(key(INVOCATION, "spot-handler-deploy"))?.op, "replace", "the deploy is never replaced: a replacement would run its create again");
+                assert.strictEqual(plan.get(key(INVOCATION, "spot-handler-deploy-teardown-guard"))?.op, "same", "the teardown guard is never replaced or updated: its delete terminates the fleet");
             });
 
             if (expected.updated !== undefined) {

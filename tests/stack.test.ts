@@ -30,7 +30,7 @@ describe("the dev stack", () => {
         for (const type of [INSTANCE, ATTACHMENT, "pulumi-nodejs:dynamic:Resource"]) {
             assert.deepStrictEqual(run.ofType(type), [], `no ${type}`);
         }
-        const desired = JSON.parse(run.one(INVOCATION).inputs.input).desired;
+        const desired = JSON.parse(run.one(INVOCATION, "-deploy").inputs.input).desired;
         assert.deepStrictEqual([desired.zones, desired.instancesPerZone, desired.instanceTypes], [REGION_ZONES, 1, ["t3.micro", "t3a.micro", "t2.micro"]]);
         const targetGroup = run.one(TARGET_GROUP);
         const listener = run.one(LISTENER);
@@ -105,7 +105,7 @@ describe("the dev stack", () => {
             instanceTypes: ["t3.micro", "t3a.micro", "t2.micro"],
             spotProductDescription: "Linux/UNIX",
         });
-        assert.deepStrictEqual(run.outputs.instances, JSON.parse(run.one(INVOCATION).state.result).instances, "the deploy invocation's answer");
+        assert.deepStrictEqual(run.outputs.instances, JSON.parse(run.one(INVOCATION, "-deploy").state.result).instances, "the deploy invocation's answer");
         assert.deepStrictEqual(Object.keys(run.outputs.instances), ["Prometheus-A", "Prometheus-B", "Prometheus-C"]);
         assert.deepStrictEqual(run.outputs.zones, REGION_ZONES);
         assert.strictEqual(run.outputs.targetGroupArn, run.one(TARGET_GROUP).state.arn);
@@ -181,7 +181,7 @@ describe("a stack whose fleet runs in some of the region's zones", () => {
     });
 
     it("runs the fleet, the alarms and the outputs in the configured zones only", () => {
-        const desired = JSON.parse(run.one(INVOCATION).inputs.input).desired;
+        const desired = JSON.parse(run.one(INVOCATION, "-deploy").inputs.input).desired;
         assert.deepStrictEqual(desired.zones, ["us-east-2a", "us-east-2c"]);
         assert.deepStrictEqual(run.outputs.zones, ["us-east-2a", "us-east-2c"]);
         assert.deepStrictEqual(Object.keys(run.outputs.instances), ["Prometheus-A", "Prometheus-C"]);
@@ -210,7 +210,7 @@ describe("the deploy invocation, in the order pulumi up runs it", () => {
     });
 
     it("has a stable identity: no triggers, no qualifier, and the deploy function's name", () => {
-        const invocation = run.one(INVOCATION);
+        const invocation = run.one(INVOCATION, "-deploy");
         assert.strictEqual(invocation.name, "spot-handler-deploy");
         assert.strictEqual(invocation.inputs.triggers, undefined);
         assert.strictEqual(invocation.inputs.qualifier, undefined);
@@ -218,7 +218,7 @@ describe("the deploy invocation, in the order pulumi up runs it", () => {
     });
 
     it("runs after both functions have the new settings, and after everything the instances use", () => {
-        const dependsOn = run.one(INVOCATION).dependsOn;
+        const dependsOn = run.one(INVOCATION, "-deploy").dependsOn;
         for (const name of ["spot-handler", "spot-handler-deploy", "spot-network", "spot-instances-instance", "spot-instances-instance-app-80", "spot-instances-alb-to-instance-80", "spot-instances", "spot-lb", "spot-lb-alb"]) {
             assert.ok(dependsOn.includes(name), `the invocation depends on ${name}: ${dependsOn.join(", ")}`);
         }
@@ -227,8 +227,8 @@ describe("the deploy invocation, in the order pulumi up runs it", () => {
 
     it("carries the release settings in the desired fleet", async () => {
         const tuned = await runProgram({ config: { "spot-availability:releaseBatchPercent": 50, "spot-availability:releaseHealthTimeoutSeconds": 120 } });
-        assert.deepStrictEqual(JSON.parse(tuned.one(INVOCATION).inputs.input).desired.release, { batchPercent: 50, healthTimeoutSeconds: 120 });
-        assert.deepStrictEqual(JSON.parse(run.one(INVOCATION).inputs.input).desired.release, { batchPercent: 100, healthTimeoutSeconds: 300 });
+        assert.deepStrictEqual(JSON.parse(tuned.one(INVOCATION, "-deploy").inputs.input).desired.release, { batchPercent: 50, healthTimeoutSeconds: 120 });
+        assert.deepStrictEqual(JSON.parse(run.one(INVOCATION, "-deploy").inputs.input).desired.release, { batchPercent: 100, healthTimeoutSeconds: 300 });
     });
 
     it("comes before the listeners, which switch target group only once the fleet serves in it", () => {
@@ -310,7 +310,7 @@ describe("a stack on existing subnets", () => {
         assert.deepStrictEqual(Object.keys(run.outputs.instances).sort(), [
             "Prometheus-A", "Prometheus-A-2", "Prometheus-B", "Prometheus-B-2", "Prometheus-C", "Prometheus-C-2",
         ]);
-        assert.strictEqual(JSON.parse(run.one(INVOCATION).inputs.input).desired.instancesPerZone, 2);
+        assert.strictEqual(JSON.parse(run.one(INVOCATION, "-deploy").inputs.input).desired.instancesPerZone, 2);
         const deploy = await (await functionCode(run, "deploy").assets)["__index.js"].text;
         assert.ok(deploy.includes('spotMaxPrice = "0.005"'), "launches carry the max price");
         const ssh = run.ofType(INGRESS).filter((rule) => rule.inputs.fromPort === 22);

@@ -1,7 +1,7 @@
 import { EC2Client } from "@aws-sdk/client-ec2";
 import { ElasticLoadBalancingV2Client } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { CREDENTIALS, Emulator, motoConnection, useEmulator } from "../../rehearsal/emulator";
-import { inMoto, MotoStack } from "../../rehearsal/materialize";
+import { inMoto, LambdaOverrides, MotoStack } from "../../rehearsal/materialize";
 import { REGION } from "../../rehearsal/program";
 
 /** The shared emulator and clients straight to moto (not through the proxy), for setting up and asserting. */
@@ -12,9 +12,9 @@ export async function emulatorClients(): Promise<{ emulator: Emulator; ec2: EC2C
 }
 
 /** An empty emulator and a stack that `pulumi up` will materialise in it. */
-export async function freshStack(emulator: Emulator): Promise<MotoStack> {
+export async function freshStack(emulator: Emulator, overrides: LambdaOverrides = {}): Promise<MotoStack> {
     await emulator.reset();
-    return inMoto(emulator);
+    return inMoto(emulator, REGION, overrides);
 }
 
 /** What Lambda's environment provides a function in the stack's region: credentials, and here the emulator's endpoint. */
