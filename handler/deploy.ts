@@ -333,7 +333,7 @@ async function guard(clock: DeployClock, request: GuardRequest): Promise<DeployA
 }
 
 /**
- * Terminates every instance of the stack, in sweeps, until a sweep finds none live and
+ * Terminates every instance of the stack, in sweeps, until a sweep finds none left and
  * `quietSeconds` have passed since the first: by then the event path's last batch, begun before
  * its event source mapping was deleted, has ended, and whatever it launched was swept. A sweep
  * loop because the SDK has no waiter for "nothing new appears"; the waits within it are the SDK's.
@@ -344,23 +344,28 @@ async function teardown(clock: DeployClock, quietSeconds: number): Promise<Deplo
     const started = Date.now();
     const terminated = new Set<string>();
     for (let sweep = 1; ; sweep++) {
-        const live = (await clock.fleet.instances(["pending", "running", "stopping", "stopped"])).map((i) => i.id);
+        // Shutting-down instances still hold their network interface: the subnets and security groups wait for them too.
+        const present = await clock.fleet.instances(["pending", "running", "stopping", "stopped", "shutting-down"]);
         const quietFor = (Date.now() - started) / 1000;
-        if (live.length === 0 && quietFor >= quietSeconds) {
+        if (present.length === 0 && quietFor >= quietSeconds) {
             break;
         }
         if (clock.secondsLeft() < WAIT_MARGIN_SECONDS) {
-            throw deployError(`teardown of ${clock.settings.stack} ran out of time with ${live.length > 0 ? `${live.join(", ")} still live` : "its quiet period unfinished"}; run pulumi destroy again`);
+            throw deployError(`teardown of ${clock.settings.stack} ran out of time with ${present.length > 0 ? `${present.map((i) => i.id).join(", ")} still there` : "its quiet period unfinished"}; run pulumi destroy again`);
         }
-        if (live.length === 0) {
+        if (present.length === 0) {
             await sleep(Math.min(SWEEP_INTERVAL_SECONDS, quietSeconds - quietFor) * 1000);
             continue;
         }
-        await clock.fleet.terminate(live);
-        live.forEach((id) => terminated.add(id));
-        clock.report.log({ action: "terminate", sweep, instances: live, result: "terminating" });
-        await clock.fleet.waitUntilTerminated(live, clock.limit()).catch(async (error) => {
-            clock.report.log({ action: "wait-terminated", sweep, instances: live, result: "not yet", error: describeError(error) });
+        const live = present.filter((i) => i.state !== "shutting-down").map((i) => i.id);
+        if (live.length > 0) {
+            await clock.fleet.terminate(live);
+            live.forEach((id) => terminated.add(id));
+            clock.report.log({ action: "terminate", sweep, instances: live, result: "terminating" });
+        }
+        const leaving = present.map((i) => i.id);
+        await clock.fleet.waitUntilTerminated(leaving, clock.limit()).catch(async (error) => {
+            clock.report.log({ action: "wait-terminated", sweep, instances: leaving, result: "not yet", error: describeError(error) });
             await sleep(SWEEP_INTERVAL_SECONDS * 1000);
         });
     }
