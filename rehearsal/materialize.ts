@@ -214,6 +214,19 @@ export function inMoto(emulator: Emulator, region = REGION, overrides: LambdaOve
         return { state: { arn: `arn:aws:lambda:${region}:${ACCOUNT_ID}:function:${name}`, name } };
     };
 
+    /**
+     * AWS refuses to delete a security group or subnet while an instance's network interface uses
+     * it, shutting-down ones included (DependencyViolation, which the provider retries for 15 and
+     * 20 minutes before failing); moto deletes it. The emulator refuses as AWS would.
+     */
+    const refuseWhileInUse = async (id: string, filter: "instance.group-id" | "subnet-id") => {
+        const users = await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: filter, Values: [id] }, { Name: "instance-state-name", Values: ["pending", "running", "stopping", "stopped", "shutting-down"] }] }));
+        const instances = (users.Reservations ?? []).flatMap((r) => r.Instances ?? []).map((i) => i.InstanceId);
+        if (instances.length > 0) {
+            throw new Error(`DependencyViolation: resource ${id} has a dependent object (${instances.join(", ")})`);
+        }
+    };
+
     const securityGroupRule = (direction: "ingress" | "egress"): ResourceProvider => ({
         create: async (_name, inputs) => {
             const request = { GroupId: inputs.securityGroupId, IpPermissions: [ipPermission(inputs)] };
@@ -257,7 +270,10 @@ export function inMoto(emulator: Emulator, region = REGION, overrides: LambdaOve
                 emulator.proxy.subnetZones[subnetId] = inputs.availabilityZone;
                 return { id: subnetId, state: { arn: ec2Arn(`subnet/${subnetId}`) } };
             },
-            delete: async ({ id }) => void (await ec2.send(new DeleteSubnetCommand({ SubnetId: id }))),
+            delete: async ({ id }) => {
+                await refuseWhileInUse(id, "subnet-id");
+                await ec2.send(new DeleteSubnetCommand({ SubnetId: id }));
+            },
         },
         "aws:ec2/securityGroup:SecurityGroup": {
             create: async (name, inputs) => {
@@ -267,12 +283,7 @@ export function inMoto(emulator: Emulator, region = REGION, overrides: LambdaOve
                 return { id: groupId, state: { arn: ec2Arn(`security-group/${groupId}`) } };
             },
             delete: async ({ id }) => {
-                // AWS refuses while an instance uses the group (DependencyViolation); moto would not.
-                const users = await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: "instance.group-id", Values: [id] }, { Name: "instance-state-name", Values: ["pending", "running", "stopping", "stopped"] }] }));
-                const instances = (users.Reservations ?? []).flatMap((r) => r.Instances ?? []).map((i) => i.InstanceId);
-                if (instances.length > 0) {
-                    throw new Error(`DependencyViolation: resource ${id} has a dependent object (${instances.join(", ")})`);
-                }
+                await refuseWhileInUse(id, "instance.group-id");
                 await ec2.send(new DeleteSecurityGroupCommand({ GroupId: id }));
             },
         },

@@ -26,6 +26,8 @@ const QUIET_SECONDS = 2;
 /** Long enough for a launch two seconds into the teardown to land inside it. */
 const LATE_LAUNCH_QUIET_SECONDS = 4;
 const LIVE = ["pending", "running", "stopping", "stopped", "shutting-down"];
+/** What EC2 answers for an instance with termination protection (someone set it by hand). */
+const TERMINATION_PROTECTED = { status: 400, code: "OperationNotPermitted", message: "The instance may not be terminated. Modify its 'disableApiTermination' instance attribute and try again." };
 
 interface FaultRow {
     fault: string;
@@ -173,6 +175,15 @@ describe("what a failed, retried or cut-short pulumi up leaves, and pulumi destr
             const teardown = answers.find((answer) => "terminated" in (answer as object)) as { terminated: string[] };
             assert.ok(teardown.terminated.includes(lateId), `the late launch ${lateId} was swept: ${teardown.terminated.join(", ")}`);
             assert.deepStrictEqual(await ids(LIVE), []);
+        });
+
+        it("fails when an instance cannot be terminated, keeping the guard in the state: the next pulumi destroy finishes", async () => {
+            await stack.up();
+            emulator.proxy.scriptedErrors = [{ action: "TerminateInstances", ...TERMINATION_PROTECTED, times: 1 }];
+            await assert.rejects(stack.destroy({ guardQuietSeconds: QUIET_SECONDS }), /OperationNotPermitted/);
+            assert.ok(stack.holds(INVOCATION, "spot-handler-deploy-teardown-guard"), "a failed delete stays in the state");
+            assert.ok((await ids(LIVE)).length > 0, "the fleet is still there");
+            assert.deepStrictEqual(await leftAfterDestroy(), []);
         });
 
         it("tolerates a read that still shows a terminated instance as pending, and sweeps again", async () => {
