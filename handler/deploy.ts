@@ -350,18 +350,18 @@ async function teardown(clock: DeployClock, quietSeconds: number): Promise<Deplo
         if (present.length === 0 && quietFor >= quietSeconds) {
             break;
         }
+        const live = present.filter((i) => i.state !== "shutting-down").map((i) => i.id);
+        if (live.length > 0) {
+            await clock.fleet.terminate(live);
+            live.forEach((id) => terminated.add(id));
+            clock.report.log({ action: "terminate", sweep, instances: live, result: "terminating" });
+        }
         if (clock.secondsLeft() < WAIT_MARGIN_SECONDS) {
             throw deployError(`teardown of ${clock.settings.stack} ran out of time with ${present.length > 0 ? `${present.map((i) => i.id).join(", ")} still there` : "its quiet period unfinished"}; run pulumi destroy again`);
         }
         if (present.length === 0) {
             await sleep(Math.min(SWEEP_INTERVAL_SECONDS, quietSeconds - quietFor) * 1000);
             continue;
-        }
-        const live = present.filter((i) => i.state !== "shutting-down").map((i) => i.id);
-        if (live.length > 0) {
-            await clock.fleet.terminate(live);
-            live.forEach((id) => terminated.add(id));
-            clock.report.log({ action: "terminate", sweep, instances: live, result: "terminating" });
         }
         const leaving = present.map((i) => i.id);
         await clock.fleet.waitUntilTerminated(leaving, clock.limit()).catch(async (error) => {

@@ -258,3 +258,17 @@ describe("the deploy and the event path at the same time", () => {
         assert.strictEqual(asked, 2, "both asked for the place");
     });
 });
+
+describe("a teardown that runs out of Lambda's time", () => {
+    it("fails before Lambda would cut it off, naming what is still there, so that pulumi destroy can be run again", async () => {
+        const { emulator, world } = await freshWorld();
+        const guard = createDeployHandler(world.settings, { clients: createClients(world.settings.region, { endpoint: emulator.endpoint, credentials: CREDENTIALS }), log: () => undefined, metrics: () => undefined });
+        const payload = { teardownGuard: { quietSeconds: 60 }, tf: { action: "delete", prev_input: { teardownGuard: { quietSeconds: 60 } } } };
+        await assert.rejects(guard(payload, { getRemainingTimeInMillis: () => 20_000 }), (error: Error) => {
+            assert.strictEqual(error.name, "DeployError");
+            assert.match(error.message, /^teardown of spot-availability\/test ran out of time with (i-[0-9a-f]+, ){2}i-[0-9a-f]+ still there; run pulumi destroy again$/);
+            return true;
+        });
+        assert.deepStrictEqual(await world.instances(), [], "it terminated what it found before failing: the next destroy waits for less");
+    });
+});
