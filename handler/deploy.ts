@@ -1,12 +1,13 @@
 import { setTimeout as sleep } from "timers/promises";
 import { AwsClients, createClients, IAM_PROPAGATION_RETRY, StackFleet, WaitLimit } from "./aws";
+import { withinCeiling } from "./ceiling";
 import { checkDesired, DeployAnswer, deployError, DeployRequest, GuardRequest, parseDeployRequest } from "./deployRequest";
 import { describeError, execute } from "./execute";
 import { metricLine } from "./metrics";
 import { isLive, Observation, ObservedInstance, Outcome, PlannedAction } from "./model";
 import { placesByZone } from "./places";
 import { reconcile, standalone } from "./reconcile";
-import { Report, reportOutcomes } from "./report";
+import { Report, reportOutcomes, reportRefused } from "./report";
 import { HandlerSettings } from "./settings";
 import { fleetMemberName, instanceNameTag } from "./tags";
 
@@ -202,7 +203,9 @@ async function converge(run: DeployRun, target: number, keep: ReadonlySet<string
             await settle(run, target);
             continue;
         }
-        const outcomes = await drainThenAct(run, actions.map((action): PlannedAction => ({ ...action, messageIds: [] })));
+        const plan = withinCeiling(actions.map((action): PlannedAction => ({ ...action, messageIds: [] })), observation, run.settings);
+        reportRefused(plan, run.report);
+        const outcomes = await drainThenAct(run, plan.actions);
         reportOutcomes(outcomes, run.report, observation.spotPrices);
         const failed = outcomes.filter((o) => o.status === "failed");
         if (failed.length > 0) {

@@ -1,9 +1,10 @@
 import { AwsClients, createClients, StackFleet } from "./aws";
+import { withinCeiling } from "./ceiling";
 import { parseBatch } from "./events";
 import { describeError, execute } from "./execute";
 import { metricLine } from "./metrics";
 import { planBatch } from "./planner";
-import { failedMessages, Report, reportFleet, reportOutcomes, reportTriage } from "./report";
+import { failedMessages, Report, reportFleet, reportOutcomes, reportRefused, reportTriage } from "./report";
 import { HandlerSettings } from "./settings";
 import { actionable, isScheduled, mayLaunch, triage } from "./triage";
 
@@ -62,11 +63,12 @@ export function createHandler(settings: HandlerSettings, dependencies: HandlerDe
         if (isScheduled(relevant)) {
             reportFleet(observation, settings, report);
         }
-        const actions = planBatch(triaged.ours, observation, settings, Date.now());
-        if (actions.length === 0 && triaged.ours.length > 0) {
+        const plan = withinCeiling(planBatch(triaged.ours, observation, settings, Date.now()), observation, settings);
+        reportRefused(plan, report);
+        if (plan.actions.length === 0 && plan.refused.length === 0 && triaged.ours.length > 0) {
             report.log({ action: "none", result: "nothing to do", messages: triaged.ours.length });
         }
-        const outcomes = await execute(actions, fleet);
+        const outcomes = await execute(plan.actions, fleet);
         reportOutcomes(outcomes, report, observation.spotPrices);
         return failures(failedMessages(outcomes));
     };

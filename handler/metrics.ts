@@ -15,6 +15,8 @@ export const METRIC = {
     refillToRegistered: "RefillToRegisteredMs",
     instancesInZone: "InstancesInZone",
     onDemandInZone: "OnDemandInstancesInZone",
+    /** Launches held back because the stack already runs its ceiling of instances (handler/ceiling.ts). */
+    launchesRefused: "LaunchesRefused",
 } as const;
 
 export type MetricName = (typeof METRIC)[keyof typeof METRIC];
@@ -27,6 +29,7 @@ const UNITS: Record<MetricName, string> = {
     RefillToRegisteredMs: "Milliseconds",
     InstancesInZone: "Count",
     OnDemandInstancesInZone: "Count",
+    LaunchesRefused: "Count",
 };
 
 /** One EMF document: `values` under `dimensions` (always with the stack), plus free-form properties. */

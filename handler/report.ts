@@ -1,6 +1,6 @@
+import { CappedPlan } from "./ceiling";
 import { METRIC, MetricName } from "./metrics";
-import { Action, Observation, Outcome, SpotPrices } from "./model";
-import { placesByZone } from "./places";
+import { Action, isLive, Observation, Outcome, PlannedAction, SpotPrices } from "./model";
 import { HandlerSettings } from "./settings";
 import { Triage } from "./triage";
 
@@ -31,10 +31,25 @@ export function reportTriage(triaged: Triage, report: Report): void {
     }
 }
 
-/** The fleet per zone, on the schedule: what the alarms watch. */
+/**
+ * The fleet per zone, on the schedule: what the alarms watch. Every live instance in the zone
+ * counts, whether or not it holds a place: one that outlives its replacement shows as a zone above
+ * its count, not as nothing.
+ */
 export function reportFleet(observation: Observation, settings: HandlerSettings, report: Report): void {
-    for (const [zone, instances] of Object.entries(placesByZone(observation, settings, new Set()))) {
+    for (const zone of Object.keys(settings.subnetsByZone)) {
+        const instances = observation.instances.filter((i) => isLive(i) && i.zone === zone);
         report.metric({ [METRIC.instancesInZone]: instances.length, [METRIC.onDemandInZone]: instances.filter((i) => i.market === "on-demand").length }, { Zone: zone });
+    }
+}
+
+/** Launches the ceiling held back: a line each, and one metric for the alarm. */
+export function reportRefused(plan: CappedPlan<PlannedAction>, report: Report): void {
+    for (const action of plan.refused) {
+        report.log({ action: action.kind, ...subject(action), reason: action.reason, messages: action.messageIds.length, result: "refused", why: `the stack runs ${plan.live} instances, its ceiling is ${plan.ceiling}` });
+    }
+    if (plan.refused.length > 0) {
+        report.metric({ [METRIC.launchesRefused]: plan.refused.length }, {}, { live: plan.live, ceiling: plan.ceiling });
     }
 }
 

@@ -50,10 +50,11 @@ export function dashboardBody(args: Omit<OperationsArgs, "deadLetterQueueName" |
                 stackMetric(METRIC.onDemandInZone, "Average", { Zone: zone }, { id: `onDemand${i}`, label: `${zone} on-demand` }),
                 [{ expression: `all${i} - onDemand${i}`, id: `spot${i}`, label: `${zone} spot` }],
             ]), 12, 0, { stacked: true }),
-            widget("Warnings, replacements, failures", [
+            widget("Warnings, replacements, failures, launches refused at the ceiling", [
                 stackMetric(METRIC.warnings, "Sum"),
                 stackMetric(METRIC.replacements, "Sum"),
                 stackMetric(METRIC.failures, "Sum"),
+                stackMetric(METRIC.launchesRefused, "Sum"),
             ], 0, 6),
             widget("Notice (or refill launch) to registered (ms); InService follows two 5 s health checks later", [
                 stackMetric(METRIC.noticeToRegistered, "p50"),
@@ -106,6 +107,20 @@ export class Operations extends pulumi.ComponentResource {
                 evaluationPeriods: 1,
                 threshold: OLDEST_EVENT_ALARM_SECONDS,
                 comparisonOperator: "GreaterThanThreshold",
+                treatMissingData: "notBreaching",
+                alarmActions: actions,
+                okActions: actions,
+            }, { parent: this }),
+            new aws.cloudwatch.MetricAlarm(`${name}-at-ceiling`, {
+                alarmDescription: `${args.stack}: the handler held back a launch because the stack already runs its ceiling of instances (twice the fleet and one per zone): something keeps instances it should have retired`,
+                namespace: METRIC_NAMESPACE,
+                metricName: METRIC.launchesRefused,
+                dimensions: { Stack: args.stack },
+                statistic: "Sum",
+                period: 300,
+                evaluationPeriods: 1,
+                threshold: 1,
+                comparisonOperator: "GreaterThanOrEqualToThreshold",
                 treatMissingData: "notBreaching",
                 alarmActions: actions,
                 okActions: actions,

@@ -1,3 +1,4 @@
+import { ceilingFor } from "../handler/ceiling";
 import { ModelledFleet, ModelledInstance } from "./fleet";
 
 /**
@@ -24,6 +25,8 @@ export interface Figures {
     duplicates: number;
     /** Pending or running instances per zone when the scenario ends. */
     finalPerZone: Record<string, number>;
+    /** The most pending or running instances at once, and the handler's ceiling on them (handler/ceiling.ts): it never launches above it. */
+    liveInstances: { peak: number; ceiling: number };
     /** A scenario with a release: how rolling the fleet to the new version went. */
     release?: ReleaseFigures;
 }
@@ -165,6 +168,7 @@ export function computeFigures(inputs: FigureInputs): Figures {
             : Math.max(0, ...pointsWithin(changes, firstNotice, firstTrim).filter((at) => at < firstTrim).map((at) => unnoticedLive(at) - desired));
 
     const finalPerZone = Object.fromEntries(zones.map((zone) => [zone, instances.filter((i) => i.zone === zone && isLive(fleet, i, horizonS)).length]));
+    const peak = Math.max(0, ...pointsWithin(changes, 0, horizonS).map((at) => instances.filter((i) => isLive(fleet, i, at)).length));
 
     return {
         noticeToInServiceS: { p50: percentile(delays, 50), p95: percentile(delays, 95), max: percentile(delays, 100) },
@@ -175,6 +179,7 @@ export function computeFigures(inputs: FigureInputs): Figures {
         awsCalls,
         duplicates,
         finalPerZone,
+        liveInstances: { peak, ceiling: ceilingFor(zones.length, instancesPerZone) },
         ...(release === undefined ? {} : { release: releaseFigures({ ...inputs, release }) }),
     };
 }

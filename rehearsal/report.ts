@@ -98,7 +98,7 @@ function ratio(value: number, asg: number | undefined): string {
 /** One row per scenario and policy; serving gap and notice-to-InService also as ratios to asg. */
 export function comparisonTable(figures: Partial<Record<ScenarioName, Partial<Record<PolicyName, Figures>>>>): string {
     const table = new Table({
-        head: ["scenario", "policy", "notice→InService p50/p95/max s", "vs asg p95", "last launch s", "serving gap s", "vs asg", "dead target s", "invocations", "AWS calls", "duplicates", "final per zone"],
+        head: ["scenario", "policy", "notice→InService p50/p95/max s", "vs asg p95", "last launch s", "serving gap s", "vs asg", "dead target s", "invocations", "AWS calls", "duplicates", "final per zone", "peak live / ceiling"],
         style: { head: [], border: [] },
     });
     for (const [scenario, byPolicy] of Object.entries(figures)) {
@@ -122,6 +122,7 @@ export function comparisonTable(figures: Partial<Record<ScenarioName, Partial<Re
                 f.awsCalls,
                 f.duplicates,
                 Object.values(f.finalPerZone).join(" "),
+                `${f.liveInstances.peak} / ${f.liveInstances.ceiling}`,
             ]);
         }
     }

@@ -40,12 +40,19 @@ describe("operations on the dev stack", () => {
         }
     });
 
-    it("draws instances per zone, warnings, replacements, failures, time to registration, dead letters and the oldest event's age", () => {
+    it("alarms as soon as the handler holds back a launch at the stack's ceiling", () => {
+        const alarm = run.one(ALARM, "-at-ceiling");
+        assert.deepStrictEqual([alarm.inputs.namespace, alarm.inputs.metricName, alarm.inputs.statistic], ["SpotAvailability", "LaunchesRefused", "Sum"]);
+        assert.deepStrictEqual(alarm.inputs.dimensions, { Stack: "spot-availability/dev" });
+        assert.deepStrictEqual([alarm.inputs.threshold, alarm.inputs.comparisonOperator, alarm.inputs.treatMissingData], [1, "GreaterThanOrEqualToThreshold", "notBreaching"]);
+    });
+
+    it("draws instances per zone, warnings, replacements, failures, refused launches, time to registration, dead letters and the oldest event's age", () => {
         const body = JSON.parse(run.one("aws:cloudwatch/dashboard:Dashboard").inputs.dashboardBody);
         const titles = body.widgets.map((widget: any) => widget.properties.title);
         assert.deepStrictEqual(titles.length, 6);
         const metricNames = body.widgets.flatMap((widget: any) => widget.properties.metrics.map((metric: unknown[]) => metric[1]));
-        for (const name of ["InstancesInZone", "OnDemandInstancesInZone", "InterruptionWarnings", "Replacements", "ReplacementFailures", "NoticeToRegisteredMs", "RefillToRegisteredMs", "ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"]) {
+        for (const name of ["InstancesInZone", "OnDemandInstancesInZone", "InterruptionWarnings", "Replacements", "ReplacementFailures", "LaunchesRefused", "NoticeToRegisteredMs", "RefillToRegisteredMs", "ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"]) {
             assert.ok(metricNames.includes(name), `${name} is on the dashboard`);
         }
         const byMarket = body.widgets.find((widget: any) => widget.properties.title === "Instances per zone by market").properties.metrics;

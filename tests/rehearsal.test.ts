@@ -39,6 +39,7 @@ describe("a rehearsal on AWS's clock", function () {
             assert.ok((noticeToInServiceS.p50 as number) > 30 && (noticeToInServiceS.p50 as number) < 120, `notice to InService ${noticeToInServiceS.p50} s`);
             assert.deepStrictEqual(Object.values(finalPerZone), [1, 1, 1]);
             assert.strictEqual(duplicates, 0);
+            assert.deepStrictEqual(rehearsal.figures.liveInstances, { peak: 4, ceiling: 9 }, "the fleet and the one replacement");
         });
 
         it("keeps the warned instance serving until its replacement is healthy, then drains it well before the interruption", () => {
