@@ -247,9 +247,10 @@ export function parseAmiId(value: string): string | undefined {
     return optional(value);
 }
 
+/** The name goes into the role's policy as `key-pair/<name>`: a `*` or `?` there is a wildcard. */
 export function parseKeyName(value: string): string | undefined {
-    if (value !== "" && !KEY_NAME.test(value)) {
-        throw new ConfigError("keyName", `${JSON.stringify(value)} is not allowed; allowed: the name of an EC2 key pair (printable ASCII, up to 255 characters)`);
+    if (value !== "" && (!KEY_NAME.test(value) || /[*?]/.test(value))) {
+        throw new ConfigError("keyName", `${JSON.stringify(value)} is not allowed; allowed: the name of an EC2 key pair (printable ASCII, up to 255 characters, no * or ?)`);
     }
     return optional(value);
 }
@@ -262,6 +263,9 @@ export function parseSshCidr(value: string, keyName: string | undefined): string
     const match = CIDR_V4.exec(value);
     if (!match || match.slice(1, 5).some((octet) => Number(octet) > 255) || Number(match[5]) > 32) {
         throw new ConfigError("sshCidr", `${JSON.stringify(value)} is not allowed; allowed: an IPv4 CIDR block such as 203.0.113.7/32`);
+    }
+    if (Number(match[5]) === 0) {
+        throw new ConfigError("sshCidr", `${JSON.stringify(value)} opens SSH to the whole internet; allowed: the block you connect from, such as 203.0.113.7/32 (or Session Manager, which needs no port)`);
     }
     if (keyName === undefined) {
         throw new ConfigError("sshCidr", "is set but keyName is not; allowed: set keyName too, or leave sshCidr empty");
@@ -318,9 +322,16 @@ export function parseSpotMaxPrice(value: string): string | undefined {
     return optional(value);
 }
 
+/**
+ * A URL path and query of the characters a URL needs and no shell does: no quote, `$`, backtick,
+ * backslash or `;` can break out of a script that quotes it, and no `..` segment leaves a web root.
+ */
+const HEALTH_CHECK_PATH = /^\/[A-Za-z0-9\-._~/?=&%+,:@]{0,1023}$/;
+const DOT_DOT_SEGMENT = /(^|\/)\.\.(\/|\?|$)/;
+
 export function parseHealthCheckPath(value: string): string {
-    if (!/^\/[\x21-\x7e]{0,1023}$/.test(value)) {
-        throw new ConfigError("healthCheckPath", `${JSON.stringify(value)} is not allowed; allowed: a path starting with '/', without spaces, up to 1024 characters`);
+    if (!HEALTH_CHECK_PATH.test(value) || DOT_DOT_SEGMENT.test(value)) {
+        throw new ConfigError("healthCheckPath", `${JSON.stringify(value)} is not allowed; allowed: a path starting with '/', up to 1024 characters of letters, digits and - . _ ~ / ? = & % + , : @, with no '..' segment`);
     }
     return value;
 }

@@ -81,9 +81,9 @@ export interface HandlerPolicyArgs {
 
 interface PolicyStatement {
     Sid: string;
-    Effect: "Allow";
-    /** Resource policies name who may act; identity policies leave it out. */
-    Principal?: { Service: string };
+    Effect: "Allow" | "Deny";
+    /** Resource policies name who may act (`*`: anyone); identity policies leave it out. */
+    Principal?: { Service: string } | "*";
     Action: string[];
     Resource: string | string[];
     Condition?: Record<string, Record<string, string | string[]>>;
@@ -203,18 +203,43 @@ export function handlerPolicy(args: HandlerPolicyArgs): PolicyDocument {
     return { Version: "2012-10-17", Statement: statements };
 }
 
-/** The queue's resource policy: EventBridge may send to it only on behalf of this stack's rules. */
-export function eventQueuePolicy(queueArn: string, ruleArns: string[]): PolicyDocument {
+/**
+ * The queue's resource policy: EventBridge may send to it on behalf of this stack's rules, and
+ * nobody else may send to it at all, whatever their own policies allow, but the handler's role
+ * (its timers); nothing reaches it without TLS. An explicit deny: an identity policy granting
+ * `sqs:SendMessage` on `*` in the account does not open it. For a negated condition operator an
+ * absent key matches, so the deny holds for a caller with neither this stack's rule as source nor
+ * the handler's role as principal (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html).
+ */
+export function eventQueuePolicy(queueArn: string, ruleArns: string[], handlerRoleArn: string): PolicyDocument {
     return {
         Version: "2012-10-17",
-        Statement: [{
-            Sid: "OnlyThisStacksRules",
-            Effect: "Allow",
-            Principal: { Service: "events.amazonaws.com" },
-            Action: ["sqs:SendMessage"],
-            Resource: queueArn,
-            Condition: { ArnEquals: { "aws:SourceArn": ruleArns } },
-        }],
+        Statement: [
+            {
+                Sid: "OnlyThisStacksRules",
+                Effect: "Allow",
+                Principal: { Service: "events.amazonaws.com" },
+                Action: ["sqs:SendMessage"],
+                Resource: queueArn,
+                Condition: { ArnEquals: { "aws:SourceArn": ruleArns } },
+            },
+            {
+                Sid: "NoOtherSenders",
+                Effect: "Deny",
+                Principal: "*",
+                Action: ["sqs:SendMessage"],
+                Resource: queueArn,
+                Condition: { ArnNotEquals: { "aws:SourceArn": ruleArns, "aws:PrincipalArn": [handlerRoleArn] } },
+            },
+            {
+                Sid: "OnlyOverTls",
+                Effect: "Deny",
+                Principal: "*",
+                Action: ["sqs:*"],
+                Resource: queueArn,
+                Condition: { Bool: { "aws:SecureTransport": "false" } },
+            },
+        ],
     };
 }
 
@@ -332,7 +357,8 @@ export class InterruptionHandling extends pulumi.ComponentResource {
                 kind,
                 new aws.cloudwatch.EventRule(`${name}-${kind}`, {
                     description: `${pattern["detail-type"][0]}: to the spot-availability handler's queue`,
-                    eventPattern: JSON.stringify(pattern),
+                    // Only this account's instances: an event bus can receive other accounts' events.
+                    eventPattern: identity.apply((caller) => JSON.stringify({ ...pattern, account: [caller.accountId] })),
                 }, { parent: this, dependsOn: afterFleet }),
             ]),
             ["reconcile", new aws.cloudwatch.EventRule(`${name}-reconcile`, {
@@ -342,7 +368,7 @@ export class InterruptionHandling extends pulumi.ComponentResource {
         ];
         const queuePolicy = new aws.sqs.QueuePolicy(name, {
             queueUrl: this.eventQueue.url,
-            policy: pulumi.all([this.eventQueue.arn, ...rules.map(([, rule]) => rule.arn)]).apply(([queueArn, ...ruleArns]) => JSON.stringify(eventQueuePolicy(queueArn, ruleArns))),
+            policy: pulumi.all([this.eventQueue.arn, role.arn, ...rules.map(([, rule]) => rule.arn)]).apply(([queueArn, roleArn, ...ruleArns]) => JSON.stringify(eventQueuePolicy(queueArn, ruleArns, roleArn))),
         }, { parent: this });
         for (const [kind, rule] of rules) {
             new aws.cloudwatch.EventTarget(`${name}-${kind}`, {

@@ -8,8 +8,13 @@ import * as pulumi from "@pulumi/pulumi";
  * forwards to an empty group.
  */
 
-/** TLS 1.3 with TLS 1.2 fallback: AWS's recommended policy for new listeners. */
-export const TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06";
+/**
+ * TLS 1.3 and 1.2 with hybrid post-quantum key exchange where the client offers it: the policy AWS
+ * recommends for new listeners, and the console's default
+ * (https://docs.aws.amazon.com/elasticloadbalancing/latest/application/describe-ssl-policies.html).
+ * `ssl_policy` is not ForceNew: an existing listener takes it in place.
+ */
+export const TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09";
 
 export interface ListenersArgs {
     loadBalancer: aws.lb.LoadBalancer;

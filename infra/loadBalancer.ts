@@ -23,6 +23,8 @@ export interface LoadBalancerArgs {
     subnetIds: pulumi.Input<string>[];
     appPort: number;
     healthCheckPath: string;
+    /** A certificate serves HTTPS on 443; without one only port 80 is open. */
+    https: boolean;
 }
 
 export class LoadBalancer extends pulumi.ComponentResource {
@@ -33,12 +35,14 @@ export class LoadBalancer extends pulumi.ComponentResource {
     constructor(name: string, args: LoadBalancerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("spot-availability:index:LoadBalancer", name, {}, opts);
 
+        // The description is ForceNew (terraform-provider-aws `internal/service/ec2/vpc_security_group.go`):
+        // it stays the same whether or not HTTPS is served.
         this.securityGroup = new aws.ec2.SecurityGroup(`${name}-alb`, {
             vpcId: args.vpcId,
             description: "Load balancer: HTTP and HTTPS from anywhere",
             tags: { Name: `${name}-alb` },
         }, { parent: this });
-        for (const port of [80, 443]) {
+        for (const port of args.https ? [80, 443] : [80]) {
             new aws.vpc.SecurityGroupIngressRule(`${name}-alb-${port}`, {
                 securityGroupId: this.securityGroup.id,
                 ipProtocol: "tcp",

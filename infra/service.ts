@@ -64,6 +64,7 @@ export class SpotWebService extends pulumi.ComponentResource {
             subnetIds: network.subnets.map((subnet) => subnet.subnetId),
             appPort: config.appPort,
             healthCheckPath: config.healthCheckPath,
+            https: domain !== undefined,
         }, { parent: this });
         if (domain !== undefined) {
             new AliasRecord(`${name}-dns`, { domain, loadBalancer: loadBalancer.loadBalancer }, { parent: this });

@@ -108,7 +108,11 @@ describeRule("amiId", parseAmiId, {
 
 describeRule("keyName", parseKeyName, {
     accepts: [["", undefined], ["ops key", "ops key"]],
-    refuses: [["ops\u00e9", /keyName: .* allowed: the name of an EC2 key pair/]],
+    refuses: [
+        ["ops\u00e9", /keyName: .* allowed: the name of an EC2 key pair/],
+        ["*", /keyName: "\*" is not allowed; allowed: .*no \* or \?/],
+        ["ops?", /no \* or \?/],
+    ],
 });
 
 describeRule("sshCidr", ([cidr, keyName]: [string, string | undefined]) => parseSshCidr(cidr, keyName), {
@@ -117,6 +121,8 @@ describeRule("sshCidr", ([cidr, keyName]: [string, string | undefined]) => parse
         [["203.0.113.7/32", undefined], /sshCidr: is set but keyName is not; allowed: set keyName too, or leave sshCidr empty/],
         [["300.0.0.1/32", "ops"], /allowed: an IPv4 CIDR block/],
         [["10.0.0.0/33", "ops"], /allowed: an IPv4 CIDR block/],
+        [["0.0.0.0/0", "ops"], /sshCidr: "0.0.0.0\/0" opens SSH to the whole internet; allowed: the block you connect from/],
+        [["10.0.0.0/0", "ops"], /opens SSH to the whole internet/],
     ],
 });
 
@@ -151,8 +157,17 @@ describeRule("spotMaxPrice", parseSpotMaxPrice, {
 });
 
 describeRule("healthCheckPath", parseHealthCheckPath, {
-    accepts: [["/", "/"], ["/health?full=1", "/health?full=1"]],
-    refuses: [["health", /healthCheckPath: "health" is not allowed; allowed: a path starting with '\/'/], ["/a b", /without spaces/]],
+    accepts: [["/", "/"], ["/health?full=1", "/health?full=1"], ["/api/v1.2/status..ok", "/api/v1.2/status..ok"]],
+    refuses: [
+        ["health", /healthCheckPath: "health" is not allowed; allowed: a path starting with '\/'/],
+        ["/a b", /letters, digits and - \. _ ~ \/ \? = & % \+ , : @/],
+        ["/x';touch${IFS}PWNED;'", /healthCheckPath: .* is not allowed/],
+        ["/$(reboot)", /is not allowed/],
+        ["/`id`", /is not allowed/],
+        ["/../../etc/cron.d/x", /with no '\.\.' segment/],
+        ["/a/..", /with no '\.\.' segment/],
+        ["/a/..?x=1", /with no '\.\.' segment/],
+    ],
 });
 
 describeRule("userDataFile", (file: string) => parseUserDataFile(file, readFile), {

@@ -74,7 +74,7 @@ describe("the dev stack", () => {
             [80, 80, albGroup.id, undefined],
         ]);
         const toAlb = run.ofType(INGRESS).filter((rule) => rule.inputs.securityGroupId === albGroup.id);
-        assert.deepStrictEqual(toAlb.map((rule) => [rule.inputs.fromPort, rule.inputs.cidrIpv4]).sort(), [[443, "0.0.0.0/0"], [80, "0.0.0.0/0"]]);
+        assert.deepStrictEqual(toAlb.map((rule) => [rule.inputs.fromPort, rule.inputs.cidrIpv4]), [[80, "0.0.0.0/0"]], "no certificate, no HTTPS: 443 stays closed");
     });
 
     it("creates the VPC as an awsx.ec2.Vpc with public subnets only, each at its zone letter's CIDR, and no NAT gateway", () => {
@@ -118,6 +118,7 @@ describe("the dev stack", () => {
         const rules = run.ofType(RULE);
         const patterns = rules.filter((rule) => rule.inputs.eventPattern).map((rule) => JSON.parse(rule.inputs.eventPattern));
         assert.ok(patterns.every((pattern) => JSON.stringify(pattern.source) === '["aws.ec2"]'));
+        assert.ok(patterns.every((pattern) => JSON.stringify(pattern.account) === '["123456789012"]'), "only this account's instances");
         assert.deepStrictEqual(patterns.map((pattern) => pattern["detail-type"]).sort(), [
             [DETAIL_TYPE.rebalanceRecommendation],
             [DETAIL_TYPE.stateChange],
@@ -134,10 +135,11 @@ describe("the dev stack", () => {
 
         const queuePolicy = run.one("aws:sqs/queuePolicy:QueuePolicy");
         assert.strictEqual(queuePolicy.inputs.queueUrl, queue.id);
-        const [statement, ...others] = JSON.parse(queuePolicy.inputs.policy).Statement;
-        assert.strictEqual(others.length, 0);
+        const [statement, ...denials] = JSON.parse(queuePolicy.inputs.policy).Statement;
         assert.deepStrictEqual([statement.Effect, statement.Principal, statement.Action, statement.Resource], ["Allow", { Service: "events.amazonaws.com" }, ["sqs:SendMessage"], queue.state.arn]);
         assert.deepStrictEqual([...statement.Condition.ArnEquals["aws:SourceArn"]].sort(), rules.map((r) => r.state.arn).sort());
+        assert.deepStrictEqual(denials.map((d: { Sid: string; Effect: string }) => [d.Sid, d.Effect]), [["NoOtherSenders", "Deny"], ["OnlyOverTls", "Deny"]], "who else is refused: queuePolicy.test.ts");
+        assert.deepStrictEqual(denials[0].Condition.ArnNotEquals["aws:PrincipalArn"], [run.one("aws:iam/role:Role", "spot-handler").state.arn]);
     });
 
     it("hands the queue to the function in batches, and dead-letters a message after five failed receives", () => {
@@ -278,8 +280,11 @@ describe("a stack with domainName", () => {
         assert.strictEqual(https.inputs.certificateArn, validation.id);
         assert.strictEqual(https.inputs.defaultActions[0].targetGroupArn, run.one(TARGET_GROUP).state.arn);
 
+        assert.strictEqual(https.inputs.sslPolicy, "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09");
         const http = run.one(LISTENER, "-http");
         assert.deepStrictEqual(http.inputs.defaultActions, [{ type: "redirect", redirect: { protocol: "HTTPS", port: "443", statusCode: "HTTP_301" } }]);
+        const albGroup = run.one("aws:ec2/securityGroup:SecurityGroup", "-alb");
+        assert.deepStrictEqual(run.ofType(INGRESS).filter((rule) => rule.inputs.securityGroupId === albGroup.id).map((rule) => rule.inputs.fromPort), [80, 443]);
     });
 });
 
