@@ -3,7 +3,7 @@ import { EVENT_PATTERNS } from "../infra/interruptionHandling";
 import { Activity, advance, VirtualClock } from "../rehearsal/clock";
 import { declaredEventPath, FunctionModel, QueueMapping, scheduleSeconds } from "../rehearsal/delivery";
 import { DEFAULT_MODEL } from "../rehearsal/model";
-import { runProgram } from "../rehearsal/program";
+import { ACCOUNT_ID, runProgram } from "../rehearsal/program";
 import { ModelledQueue } from "../rehearsal/queue";
 
 /**
@@ -30,7 +30,7 @@ describe("the event path the rehearsal delivers through", () => {
         }]);
         assert.deepStrictEqual(path.queues.find((q) => q.arn === queue.state.arn), { arn: queue.state.arn, url: queue.id, visibilityTimeoutS: queue.inputs.visibilityTimeoutSeconds, maxReceiveCount: 5 });
         assert.deepStrictEqual(path.rules.filter((r) => r.pattern !== undefined).map((r) => JSON.parse(r.pattern as string)).sort((a, b) => a["detail-type"][0].localeCompare(b["detail-type"][0])),
-            Object.values(EVENT_PATTERNS).sort((a, b) => a["detail-type"][0].localeCompare(b["detail-type"][0])));
+            Object.values(EVENT_PATTERNS).map((pattern) => ({ ...pattern, account: [ACCOUNT_ID] })).sort((a, b) => a["detail-type"][0].localeCompare(b["detail-type"][0])));
         assert.deepStrictEqual(path.rules.filter((r) => r.everyS !== undefined).map((r) => r.everyS), [300]);
         assert.ok(path.rules.every((rule) => rule.targets.length === 1 && rule.targets[0] === queue.state.arn));
     });
