@@ -82,8 +82,11 @@ export class Operations extends pulumi.ComponentResource {
             dashboardBody: pulumi.all([args.deadLetterQueueName, args.eventQueueName]).apply(([deadLetterQueueName, eventQueueName]) => dashboardBody({ ...args, deadLetterQueueName, eventQueueName })),
         }, { parent: this });
 
+        // Every alarm notifies the topic (if any) when it fires and when it clears.
+        const alarm = (suffix: string, props: Omit<aws.cloudwatch.MetricAlarmArgs, "alarmActions" | "okActions">) =>
+            new aws.cloudwatch.MetricAlarm(`${name}-${suffix}`, { ...props, alarmActions: actions, okActions: actions }, { parent: this });
         this.alarms = [
-            new aws.cloudwatch.MetricAlarm(`${name}-dead-letters`, {
+            alarm("dead-letters", {
                 alarmDescription: `${args.stack}: an event the handler could not act on reached the dead-letter queue`,
                 namespace: "AWS/SQS",
                 metricName: "ApproximateNumberOfMessagesVisible",
@@ -94,10 +97,8 @@ export class Operations extends pulumi.ComponentResource {
                 threshold: 1,
                 comparisonOperator: "GreaterThanOrEqualToThreshold",
                 treatMissingData: "notBreaching",
-                alarmActions: actions,
-                okActions: actions,
-            }, { parent: this }),
-            new aws.cloudwatch.MetricAlarm(`${name}-oldest-event`, {
+            }),
+            alarm("oldest-event", {
                 alarmDescription: `${args.stack}: an event has waited in the handler's queue longer than the ${OLDEST_EVENT_ALARM_SECONDS} s interruption notice`,
                 namespace: "AWS/SQS",
                 metricName: "ApproximateAgeOfOldestMessage",
@@ -108,10 +109,8 @@ export class Operations extends pulumi.ComponentResource {
                 threshold: OLDEST_EVENT_ALARM_SECONDS,
                 comparisonOperator: "GreaterThanThreshold",
                 treatMissingData: "notBreaching",
-                alarmActions: actions,
-                okActions: actions,
-            }, { parent: this }),
-            new aws.cloudwatch.MetricAlarm(`${name}-at-ceiling`, {
+            }),
+            alarm("at-ceiling", {
                 alarmDescription: `${args.stack}: the handler held back a launch because the stack already runs its ceiling of instances (twice the fleet and one per zone): something keeps instances it should have retired`,
                 namespace: METRIC_NAMESPACE,
                 metricName: METRIC.launchesRefused,
@@ -122,10 +121,8 @@ export class Operations extends pulumi.ComponentResource {
                 threshold: 1,
                 comparisonOperator: "GreaterThanOrEqualToThreshold",
                 treatMissingData: "notBreaching",
-                alarmActions: actions,
-                okActions: actions,
-            }, { parent: this }),
-            ...args.zones.map((zone) => new aws.cloudwatch.MetricAlarm(`${name}-${zone}-below-count`, {
+            }),
+            ...args.zones.map((zone) => alarm(`${zone}-below-count`, {
                 alarmDescription: `${args.stack}: ${zone} has held fewer than ${args.instancesPerZone} instances for longer than two reconcile periods`,
                 namespace: METRIC_NAMESPACE,
                 metricName: METRIC.instancesInZone,
@@ -139,9 +136,7 @@ export class Operations extends pulumi.ComponentResource {
                 comparisonOperator: "LessThanThreshold",
                 // The handler reports every period; silence means it is not running.
                 treatMissingData: "breaching",
-                alarmActions: actions,
-                okActions: actions,
-            }, { parent: this })),
+            })),
         ];
         this.dashboardName = dashboard.dashboardName;
         this.registerOutputs({ dashboardName: this.dashboardName });

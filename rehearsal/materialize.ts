@@ -43,8 +43,8 @@ import { AddRoleToInstanceProfileCommand, CreateInstanceProfileCommand, CreateRo
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { CREDENTIALS, Emulator, motoConnection } from "./emulator";
 import { ACCOUNT_ID, DeclaredResource, Materializer, ProgramRun, REGION, ROOT, RunOptions, runProgram } from "./program";
-import { awsxVpcChildren, REPLACE_ON } from "./replaceOn";
 import { canonicalJson } from "../handler/deployRequest";
+import { awsxVpcChildren, REPLACE_ON } from "./replaceOn";
 
 /**
  * Mocks that create the declared stack for real in moto, and apply every later run of the
@@ -206,9 +206,10 @@ export function inMoto(emulator: Emulator, region = REGION, overrides: LambdaOve
 
     const loadFunction = async (name: string, inputs: Record<string, any>) => {
         const { handler, logs } = await loadLambda(inputs.code, lambdaEnvironment(emulator, region));
+        const deploy = name.endsWith("-deploy");
         functions.set(name, handler);
-        timeouts.set(name, name.endsWith("-deploy") ? overrides.deployTimeoutSeconds ?? inputs.timeout : inputs.timeout);
-        if (name.endsWith("-deploy")) {
+        timeouts.set(name, deploy ? overrides.deployTimeoutSeconds ?? inputs.timeout : inputs.timeout);
+        if (deploy) {
             deployLogBooks.push(logs);
         }
         return { state: { arn: `arn:aws:lambda:${region}:${ACCOUNT_ID}:function:${name}`, name } };

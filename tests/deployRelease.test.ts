@@ -1,12 +1,12 @@
 import * as assert from "assert";
 import { CreateLaunchTemplateVersionCommand, DescribeLaunchTemplatesCommand, DescribeVpcsCommand, ModifyLaunchTemplateCommand } from "@aws-sdk/client-ec2";
 import { CreateTargetGroupCommand, DeleteTargetGroupCommand, DescribeTargetHealthCommand } from "@aws-sdk/client-elastic-load-balancing-v2";
-import { createClients, LAUNCH_TEMPLATE_VERSION_TAG } from "../handler/aws";
-import { createDeployHandler } from "../handler/deploy";
+import { LAUNCH_TEMPLATE_VERSION_TAG } from "../handler/aws";
 import { desiredFleet } from "../handler/deployRequest";
 import { HandlerSettings } from "../handler/settings";
-import { CREDENTIALS, Emulator } from "../rehearsal/emulator";
+import { Emulator } from "../rehearsal/emulator";
 import { freshWorld, scheduledEvent, stateChange, tag, World } from "../rehearsal/world";
+import { emulatorDeployHandler } from "./support/emulator";
 
 /**
  * The deploy's release on moto, as `pulumi up` runs it after a change of the launch template: a
@@ -33,7 +33,7 @@ describe("a release by the deploy, on moto", () => {
     }
 
     function deploy(before: HandlerSettings, after: HandlerSettings, log: string[] = [], secondsLeft = 900) {
-        const handler = createDeployHandler(after, { clients: createClients(after.region, { endpoint: emulator.endpoint, credentials: CREDENTIALS }), log: (line) => log.push(line), metrics: () => undefined });
+        const handler = emulatorDeployHandler(emulator, after, (line) => log.push(line));
         return handler({ desired: desiredFleet(after), tf: { action: "update", prev_input: { desired: desiredFleet(before) } } }, { getRemainingTimeInMillis: () => secondsLeft * 1000 });
     }
 

@@ -1,7 +1,6 @@
 import * as assert from "assert";
 import { DescribeInstancesCommand, EC2Client, Instance, RunInstancesCommand, TerminateInstancesCommand } from "@aws-sdk/client-ec2";
 import { createClients, StackFleet } from "../handler/aws";
-import { createDeployHandler } from "../handler/deploy";
 import { desiredFleet } from "../handler/deployRequest";
 import { launchAttempts } from "../handler/pools";
 import { TAG } from "../handler/tags";
@@ -9,7 +8,7 @@ import { CREDENTIALS, Emulator } from "../rehearsal/emulator";
 import { POLICY_NOT_PROPAGATED, PROFILE_NOT_PROPAGATED } from "../rehearsal/faultProxy";
 import { MotoStack } from "../rehearsal/materialize";
 import { freshWorld, scheduledEvent, sqsBatch } from "../rehearsal/world";
-import { emulatorClients, freshStack } from "./support/emulator";
+import { emulatorClients, emulatorDeployHandler, freshStack } from "./support/emulator";
 
 /**
  * The fault table of the README's "When pulumi up fails": each way a `pulumi up` can fail, run as
@@ -235,7 +234,7 @@ describe("the deploy and the event path at the same time", () => {
     it("launch one instance for a missing place, whichever asks first", async () => {
         const { emulator, world } = await freshWorld();
         await world.ec2.send(new TerminateInstancesCommand({ InstanceIds: [world.declared["Prometheus-B"]] }));
-        const deploy = createDeployHandler(world.settings, { clients: createClients(world.settings.region, { endpoint: emulator.endpoint, credentials: CREDENTIALS }), log: () => undefined, metrics: () => undefined });
+        const deploy = emulatorDeployHandler(emulator, world.settings);
         const desired = desiredFleet(world.settings);
         // Both must ask before either is answered: the first RunInstances waits for the second.
         let asked = 0;
@@ -262,7 +261,7 @@ describe("the deploy and the event path at the same time", () => {
 describe("a teardown that runs out of Lambda's time", () => {
     it("fails before Lambda would cut it off, naming what is still there, so that pulumi destroy can be run again", async () => {
         const { emulator, world } = await freshWorld();
-        const guard = createDeployHandler(world.settings, { clients: createClients(world.settings.region, { endpoint: emulator.endpoint, credentials: CREDENTIALS }), log: () => undefined, metrics: () => undefined });
+        const guard = emulatorDeployHandler(emulator, world.settings);
         const payload = { teardownGuard: { quietSeconds: 60 }, tf: { action: "delete", prev_input: { teardownGuard: { quietSeconds: 60 } } } };
         await assert.rejects(guard(payload, { getRemainingTimeInMillis: () => 20_000 }), (error: Error) => {
             assert.strictEqual(error.name, "DeployError");

@@ -6,7 +6,7 @@ import { reconcile, standalone } from "../handler/reconcile";
 import { triage } from "../handler/triage";
 import { reportFleet } from "../handler/report";
 import { freshWorld, interruptionWarning } from "../rehearsal/world";
-import { observedInstance, SETTINGS } from "./support/fixtures";
+import { observedInstance, SCHEDULE_MESSAGE, SETTINGS } from "./support/fixtures";
 
 /**
  * No instance runs forever, and the stack never runs more than a ceiling. A superseded instance
@@ -15,8 +15,6 @@ import { observedInstance, SETTINGS } from "./support/fixtures";
  * outliving its replacement's interruption), each through the schedule's batch as the event path
  * runs it and through the deploy's reconcile. Above the ceiling nothing launches, and it says so.
  */
-
-const SCHEDULE = { messageId: "m1", event: { kind: "schedule" as const, id: "e1", time: new Date(0).toISOString() } };
 
 /** Zones b and c at their count, healthy and released, so only zone a is in play. */
 const rest = (version?: number) => [observedInstance("i-b", "b", { version }), observedInstance("i-c", "c", { version })];
@@ -29,7 +27,7 @@ function fleet(zoneA: ObservedInstance[], targets: Record<string, TargetState>, 
     };
 }
 
-const onSchedule = (observation: Observation) => planBatch(triage([SCHEDULE], observation).ours, observation, SETTINGS, 0);
+const onSchedule = (observation: Observation) => planBatch(triage([SCHEDULE_MESSAGE], observation).ours, observation, SETTINGS, 0);
 const retired = (actions: Action[]) => actions.filter((a) => a.kind === "terminate").map((a) => (a as { instanceId: string }).instanceId);
 const launched = (actions: Action[]) => actions.filter((a) => a.kind === "launch");
 

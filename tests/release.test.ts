@@ -4,7 +4,7 @@ import { Action, Observation, ObservedInstance, TargetState } from "../handler/m
 import { planBatch } from "../handler/planner";
 import { reconcile, releaseBatch, standalone } from "../handler/reconcile";
 import { triage } from "../handler/triage";
-import { observedInstance, SETTINGS } from "./support/fixtures";
+import { observedInstance, SCHEDULE_MESSAGE, SETTINGS } from "./support/fixtures";
 
 /**
  * A release on plain data: a new launch template version rolls each zone as an Auto Scaling
@@ -93,11 +93,10 @@ describe("a release, planned", () => {
     it("on the schedule, replaces what runs another version than the released one, and never an instance of the released one", () => {
         const fleet = [onVersion(V1)("i-a", "a"), onVersion(V2)("i-b", "b"), onVersion(V2)("i-c", "c")];
         const observation: Observation = { instances: fleet, targets: healthyAll(fleet), releasedVersion: V2 };
-        const schedule = { messageId: "m1", event: { kind: "schedule" as const, id: "e1", time: new Date(0).toISOString() } };
-        const planned = launches(planBatch(triage([schedule], observation).ours, observation, SETTINGS, 0));
+        const planned = launches(planBatch(triage([SCHEDULE_MESSAGE], observation).ours, observation, SETTINGS, 0));
         assert.deepStrictEqual(planned.map((a) => [a.key, a.version]), [["release/2/i-a", V2]]);
         const failedRelease = { ...observation, instances: [onVersion(3)("i-a", "a"), ...fleet.slice(1)] };
-        assert.deepStrictEqual(launches(planBatch(triage([schedule], failedRelease).ours, failedRelease, SETTINGS, 0)).map((a) => a.key), ["release/2/i-a"], "a version never released is replaced by the released one, not retried");
+        assert.deepStrictEqual(launches(planBatch(triage([SCHEDULE_MESSAGE], failedRelease).ours, failedRelease, SETTINGS, 0)).map((a) => a.key), ["release/2/i-a"], "a version never released is replaced by the released one, not retried");
     });
 
     it("answers a warning during a release with exactly one replacement, which the release then treats as outdated", () => {
@@ -117,7 +116,6 @@ describe("a release, planned", () => {
 });
 
 describe("whose release it is", () => {
-    const schedule = { messageId: "m1", event: { kind: "schedule" as const, id: "e1", time: new Date(0).toISOString() } };
     const old = onVersion(V1)("i-a", "a");
     const fresh = onVersion(V2, { replaces: "i-a", launchedBy: "pulumi", launchTime: 5 })("i-a2", "a");
     const rest = restOn(V1, 1);
@@ -127,7 +125,7 @@ describe("whose release it is", () => {
     it("leaves an unreleased version's replacement and what it replaces to the deploy releasing it: the schedule retires nothing of it", () => {
         // After an appPort edit, i-a serves through the previous target group until the listeners move.
         const observation = during(V1);
-        assert.deepStrictEqual(kinds(planBatch(triage([schedule], observation).ours, observation, SETTINGS, 0)).filter(aboutOld), []);
+        assert.deepStrictEqual(kinds(planBatch(triage([SCHEDULE_MESSAGE], observation).ours, observation, SETTINGS, 0)).filter(aboutOld), []);
     });
 
     it("leaves it to the deploy too on a loss between schedules, where the released version is not read", () => {
@@ -139,7 +137,7 @@ describe("whose release it is", () => {
 
     it("retires it on the schedule once that version is released", () => {
         const observation = during(V2);
-        assert.deepStrictEqual(kinds(planBatch(triage([schedule], observation).ours, observation, SETTINGS, 0)).filter(aboutOld), ["terminate i-a"]);
+        assert.deepStrictEqual(kinds(planBatch(triage([SCHEDULE_MESSAGE], observation).ours, observation, SETTINGS, 0)).filter(aboutOld), ["terminate i-a"]);
     });
 
     it("holds the promotion back while the previous target group serves the old fleet", () => {

@@ -24,6 +24,9 @@ export const SETTINGS: HandlerSettings = {
 };
 
 /** A running spot t3.micro the deploy launched in zone `us-east-2<letter>`. */
+/** The schedule's message, as triage hands it to the planner. */
+export const SCHEDULE_MESSAGE = { messageId: "m1", event: { kind: "schedule" as const, id: "e1", time: new Date(0).toISOString() } };
+
 export function observedInstance(id: string, zoneLetter: string, extra: Partial<ObservedInstance> = {}): ObservedInstance {
     return { id, zone: `us-east-2${zoneLetter}`, state: "running", instanceType: "t3.micro", market: "spot", launchedBy: "pulumi", launchTime: 0, ...extra };
 }
